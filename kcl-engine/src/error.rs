@@ -1,0 +1,136 @@
+//! The one error type of `kcl-engine`.
+
+use std::path::PathBuf;
+
+/// What the engine refused or failed to do.
+///
+/// Every variant maps to the Kinesis error type a client would see
+/// ([`Error::kinesis_error_type`]); validation failures name the field and the limit.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A request value broke a rule (Kinesis `InvalidArgumentException` /
+    /// `ValidationException`).
+    #[error("invalid {field}: {message}")]
+    InvalidArgument {
+        /// The offending field, as Kinesis names it (`PartitionKey`, `Data`, `Records`, ...).
+        field: &'static str,
+        /// What is wrong, naming the limit.
+        message: String,
+    },
+    /// No stream by that name.
+    #[error("stream {stream} not found")]
+    StreamNotFound {
+        /// The stream asked for.
+        stream: String,
+    },
+    /// No shard by that id in the stream (or it expired past retention).
+    #[error("shard {shard} not found in stream {stream}")]
+    ShardNotFound {
+        /// The stream.
+        stream: String,
+        /// The shard asked for.
+        shard: String,
+    },
+    /// The stream exists already, or is in a state that forbids the operation.
+    #[error("resource in use: {message}")]
+    ResourceInUse {
+        /// What is in use.
+        message: String,
+    },
+    /// A per-shard throughput limit was exceeded (only when limits are enabled).
+    #[error("throughput exceeded on {shard} of {stream}: {limit}")]
+    ThroughputExceeded {
+        /// The stream.
+        stream: String,
+        /// The shard.
+        shard: String,
+        /// Which limit, e.g. `1000 records/s written`.
+        limit: &'static str,
+    },
+    /// A limit on the number of things (streams, shards) was reached.
+    #[error("limit exceeded: {message}")]
+    LimitExceeded {
+        /// Which limit.
+        message: String,
+    },
+    /// Reading or writing the data directory failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file in the data directory holds something the engine did not write.
+    #[error("corrupt data in {path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The Kinesis error type (`__type`) a client receives for this error.
+    pub fn kinesis_error_type(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument { .. } => "InvalidArgumentException",
+            Error::StreamNotFound { .. } | Error::ShardNotFound { .. } => {
+                "ResourceNotFoundException"
+            }
+            Error::ResourceInUse { .. } => "ResourceInUseException",
+            Error::ThroughputExceeded { .. } => "ProvisionedThroughputExceededException",
+            Error::LimitExceeded { .. } => "LimitExceededException",
+            Error::Io { .. } | Error::Corrupt { .. } => "InternalFailureException",
+        }
+    }
+}
+
+impl From<kcl_core::Error> for Error {
+    fn from(error: kcl_core::Error) -> Self {
+        match error {
+            kcl_core::Error::InvalidArgument { field, message } => {
+                Error::InvalidArgument { field, message }
+            }
+            other => Error::invalid("request", other.to_string()),
+        }
+    }
+}
+
+impl From<Error> for kcl_core::Error {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidArgument { field, message } => {
+                kcl_core::Error::InvalidArgument { field, message }
+            }
+            Error::StreamNotFound { stream } => kcl_core::Error::not_found("stream", stream),
+            Error::ShardNotFound { stream, shard } => {
+                kcl_core::Error::not_found("shard", format!("{stream}/{shard}"))
+            }
+            Error::ResourceInUse { message } => kcl_core::Error::ResourceInUse { message },
+            error @ Error::ThroughputExceeded { .. } => kcl_core::Error::Throttled {
+                message: error.to_string(),
+            },
+            error => kcl_core::Error::Unavailable {
+                message: error.to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Per-shard record logs: where a shard's records are kept, in memory or in segment files.
+
+mod disk;
+mod memory;
+
+use std::time::SystemTime;
+
+use kcl_core::Record;
+
+use crate::Error;
+
+pub(crate) use disk::DiskLog;
+pub(crate) use memory::MemoryLog;
+
+/// An append-only log of one shard's records, addressed by offset (0, 1, 2, ... in append
+/// order). The shard serialises access; a log is never used from two threads at once.
+pub(crate) trait ShardLog: Send {
+    /// The offset the next appended record gets.
+    fn next_offset(&self) -> u64;
+
+    /// The offset of the oldest retained record (equal to `next_offset` when nothing is
+    /// retained).
+    fn first_offset(&self) -> u64;
+
+    /// Appends `records`, which get offsets `next_offset()..` in order (their sequence numbers
+    /// already encode those offsets). Before this returns the records are handed to the OS, so
+    /// a crash of the process keeps them; [`ShardLog::sync`] makes them survive a machine crash.
+    fn append(&mut self, records: &[Record]) -> Result<(), Error>;
+
+    /// Up to `max_records` records starting at offset `from`, where
+    /// `first_offset() <= from <= next_offset()`. Stops once the records' data reaches
+    /// `max_bytes`, but returns at least one record when one is available.
+    fn read(&mut self, from: u64, max_records: usize, max_bytes: usize)
+    -> Result<Vec<Record>, Error>;
+
+    /// The offset of the first retained record that arrived at or after `time`
+    /// (`next_offset()` when there is none).
+    fn offset_at_time(&mut self, time: SystemTime) -> Result<u64, Error>;
+
+    /// When the newest record arrived, `None` for a log that never held one.
+    fn last_arrival(&self) -> Option<SystemTime>;
+
+    /// Drops records that arrived before `cutoff`. A log may keep some older records (the disk
+    /// log deletes whole segments only) but never drops a newer one.
+    fn trim_before(&mut self, cutoff: SystemTime) -> Result<(), Error>;
+
+    /// Makes every appended record durable (fsync). A no-op in memory.
+    fn sync(&mut self) -> Result<(), Error>;
+}
