@@ -108,7 +108,9 @@ impl HashKeyRange {
         // 2^128 = count × quotient + remainder, from u128::MAX = 2^128 − 1.
         let (mut quotient, mut remainder) = (u128::MAX / count, u128::MAX % count + 1);
         if remainder == count {
-            quotient += 1;
+            // Only for count = 1 does the quotient reach 2^128 and wrap to 0; then index is 0
+            // and the product is 0 either way.
+            quotient = quotient.wrapping_add(1);
             remainder = 0;
         }
         index * quotient + index * remainder / count
@@ -142,16 +144,28 @@ mod tests {
 
     #[test]
     fn parses_the_whole_range_and_nothing_beyond() {
-        assert_eq!(HashKey::parse("ExplicitHashKey", "0").ok(), Some(HashKey(0)));
+        assert_eq!(
+            HashKey::parse("ExplicitHashKey", "0").ok(),
+            Some(HashKey(0))
+        );
         assert_eq!(
             HashKey::parse("ExplicitHashKey", &u128::MAX.to_string()).ok(),
             Some(HashKey(u128::MAX))
         );
-        for bad in ["", "01", "-1", "340282366920938463463374607431768211456", "1e3"] {
+        for bad in [
+            "",
+            "01",
+            "-1",
+            "340282366920938463463374607431768211456",
+            "1e3",
+        ] {
             assert!(
                 matches!(
                     HashKey::parse("ExplicitHashKey", bad),
-                    Err(Error::InvalidArgument { field: "ExplicitHashKey", .. })
+                    Err(Error::InvalidArgument {
+                        field: "ExplicitHashKey",
+                        ..
+                    })
                 ),
                 "{bad:?}"
             );

@@ -75,8 +75,21 @@ impl FromStr for SequenceNumber {
 }
 
 impl From<u128> for SequenceNumber {
-    fn from(value: u128) -> Self {
-        SequenceNumber(value.to_string().into())
+    fn from(mut value: u128) -> Self {
+        // Formatted on the stack: the engine makes one per record written, so one allocation
+        // (the shared string) instead of two.
+        let mut digits = [0u8; 39];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        let text = std::str::from_utf8(&digits[start..]).unwrap_or("0");
+        SequenceNumber(text.into())
     }
 }
 
@@ -134,7 +147,13 @@ mod tests {
     fn rejects_non_numbers() {
         for bad in ["", "-1", "1.5", " 1", "abc"] {
             assert!(
-                matches!(SequenceNumber::new(bad), Err(Error::InvalidArgument { field: "SequenceNumber", .. })),
+                matches!(
+                    SequenceNumber::new(bad),
+                    Err(Error::InvalidArgument {
+                        field: "SequenceNumber",
+                        ..
+                    })
+                ),
                 "{bad:?}"
             );
         }

@@ -88,6 +88,46 @@ impl Error {
         }
     }
 
+    /// An equal error, for answering several records of a batch with one failure.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::InvalidArgument { field, message } => Error::InvalidArgument {
+                field,
+                message: message.clone(),
+            },
+            Error::StreamNotFound { stream } => Error::StreamNotFound {
+                stream: stream.clone(),
+            },
+            Error::ShardNotFound { stream, shard } => Error::ShardNotFound {
+                stream: stream.clone(),
+                shard: shard.clone(),
+            },
+            Error::ResourceInUse { message } => Error::ResourceInUse {
+                message: message.clone(),
+            },
+            Error::ThroughputExceeded {
+                stream,
+                shard,
+                limit,
+            } => Error::ThroughputExceeded {
+                stream: stream.clone(),
+                shard: shard.clone(),
+                limit,
+            },
+            Error::LimitExceeded { message } => Error::LimitExceeded {
+                message: message.clone(),
+            },
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Corrupt { path, reason } => Error::Corrupt {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+        }
+    }
+
     /// The Kinesis error type (`__type`) a client receives for this error.
     pub fn kinesis_error_type(&self) -> &'static str {
         match self {

@@ -48,7 +48,10 @@ mod tests {
 
     #[test]
     fn rejects_foreign_numbers() {
-        for foreign in ["1", "49590338271490256608559692538361571095921575989136588898"] {
+        for foreign in [
+            "1",
+            "49590338271490256608559692538361571095921575989136588898",
+        ] {
             assert_eq!(decode(&SequenceNumber::new(foreign).unwrap()), None);
         }
     }

@@ -1,7 +1,9 @@
 //! Per-shard record logs: where a shard's records are kept, in memory or in segment files.
 
 mod disk;
+mod frame;
 mod memory;
+mod segment;
 
 use std::time::SystemTime;
 
@@ -9,7 +11,7 @@ use kcl_core::Record;
 
 use crate::Error;
 
-pub(crate) use disk::DiskLog;
+pub(crate) use disk::{DiskLog, DiskLogOptions};
 pub(crate) use memory::MemoryLog;
 
 /// An append-only log of one shard's records, addressed by offset (0, 1, 2, ... in append
@@ -30,8 +32,12 @@ pub(crate) trait ShardLog: Send {
     /// Up to `max_records` records starting at offset `from`, where
     /// `first_offset() <= from <= next_offset()`. Stops once the records' data reaches
     /// `max_bytes`, but returns at least one record when one is available.
-    fn read(&mut self, from: u64, max_records: usize, max_bytes: usize)
-    -> Result<Vec<Record>, Error>;
+    fn read(
+        &mut self,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, Error>;
 
     /// The offset of the first retained record that arrived at or after `time`
     /// (`next_offset()` when there is none).

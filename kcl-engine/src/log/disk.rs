@@ -1,0 +1,1176 @@
+//! The durable log: one shard's records in a directory of segment files.
+//!
+//! Appends go to the last ("active") segment with one write per batch; once it reaches
+//! [`DiskLogOptions::segment_bytes`] the next batch starts a new one. Older ("sealed") segments
+//! are immutable until retention deletes them whole. Records live on disk only: memory holds a
+//! few numbers and a sparse index per segment (see [`super::segment`]).
+//!
+//! Crash safety: a batch reaches the OS before `append` returns, so a killed process loses
+//! nothing. After a machine crash only the active segment can end in a torn frame, because a
+//! segment is fsynced as it is sealed; [`DiskLog::open`] cuts such a tail off, and treats damage
+//! anywhere else as corruption.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::mem;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use kcl_core::{PartitionKey, Record};
+
+use super::ShardLog;
+use super::frame::{self, EncodeError};
+use super::segment::{FrameScanner, Scan, ScannedFrame, Segment, parse_segment_name, segment_path};
+use crate::Error;
+
+/// A batch buffer bigger than this is freed after the write rather than kept for the next.
+const MAX_RETAINED_WRITE_BUFFER: usize = 1 << 20;
+
+/// How a [`DiskLog`] lays out its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DiskLogOptions {
+    /// Once the active segment holds this many bytes, the next batch goes to a new segment (a
+    /// batch may overshoot). Retention deletes whole segments, so this is also its granularity.
+    /// Defaults to 64 MiB.
+    pub(crate) segment_bytes: u64,
+}
+
+impl Default for DiskLogOptions {
+    fn default() -> Self {
+        DiskLogOptions {
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The segment appends go to, with its open file.
+struct Active {
+    segment: Segment,
+    /// Opened for reading and writing; reads of the newest records use it too.
+    file: File,
+}
+
+/// Where the last read stopped, so that the next one starting there scans nothing twice.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    /// The offset of the record at `position`.
+    offset: u64,
+    /// The segment the position is in.
+    base_offset: u64,
+    position: u64,
+}
+
+/// A shard's log in a directory of segment files; see the [module docs](self).
+pub(crate) struct DiskLog {
+    dir: PathBuf,
+    shard_index: u64,
+    options: DiskLogOptions,
+    /// Sealed segments, oldest first; contiguous offsets ending where `active` starts.
+    sealed: Vec<Segment>,
+    active: Active,
+    /// The last sealed segment read from, kept open so that a reader catching up does not
+    /// reopen it for every read. One file, however many segments.
+    sealed_reader: Option<(u64, File)>,
+    cursor: Option<Cursor>,
+    /// Reused across appends so that a batch costs no allocation.
+    write_buffer: Vec<u8>,
+    last_arrival_ms: Option<u64>,
+    /// The active segment has data written since its last fsync.
+    data_dirty: bool,
+    /// A segment file was created or deleted since the directory's last fsync.
+    dir_dirty: bool,
+    /// `open` created the directory, whose own entry its parent has yet to fsync.
+    parent_dirty: bool,
+    /// A failed write left bytes in the active segment that could not be cut off; appending
+    /// after them would bury them inside the log, so appends are refused until a reopen.
+    poisoned: bool,
+}
+
+impl DiskLog {
+    /// Opens (creating the directory if absent) the log of shard `shard_index` in `dir`,
+    /// recovering after a crash: a torn frame at the end of the newest segment is cut off, and
+    /// appends continue after the last whole record.
+    ///
+    /// Damage anywhere else (a bad frame in an older segment, a gap in the offsets) is
+    /// [`Error::Corrupt`]: those bytes were fsynced, so losing them is not a crash's doing.
+    pub(crate) fn open(
+        dir: &Path,
+        shard_index: u64,
+        options: DiskLogOptions,
+    ) -> Result<DiskLog, Error> {
+        let existed = dir.try_exists().map_err(|error| Error::io(dir, error))?;
+        fs::create_dir_all(dir).map_err(|error| Error::io(dir, error))?;
+        let bases = segment_bases(dir)?;
+
+        let mut sealed = Vec::with_capacity(bases.len().saturating_sub(1));
+        let mut expected_base = None;
+        let (active, created) = match bases.split_last() {
+            None => {
+                let path = segment_path(dir, 0);
+                let file = create_segment_file(&path)?;
+                let segment = Segment::new(0);
+                (Active { segment, file }, true)
+            }
+            Some((&active_base, sealed_bases)) => {
+                for &base in sealed_bases {
+                    let segment = recover_sealed(dir, base, expected_base)?;
+                    expected_base = Some(segment.next_offset());
+                    sealed.push(segment);
+                }
+                (recover_active(dir, active_base, expected_base)?, false)
+            }
+        };
+        let last_arrival_ms = active
+            .segment
+            .last_arrival_ms()
+            .or_else(|| sealed.iter().rev().find_map(Segment::last_arrival_ms));
+        Ok(DiskLog {
+            dir: dir.to_path_buf(),
+            shard_index,
+            options,
+            sealed,
+            active,
+            sealed_reader: None,
+            cursor: None,
+            write_buffer: Vec::new(),
+            last_arrival_ms,
+            data_dirty: false,
+            dir_dirty: created,
+            parent_dirty: !existed,
+            poisoned: false,
+        })
+    }
+
+    /// The segment at `index` among all retained ones, oldest first (the active one last).
+    fn segment(&self, index: usize) -> Option<&Segment> {
+        if index == self.sealed.len() {
+            Some(&self.active.segment)
+        } else {
+            self.sealed.get(index)
+        }
+    }
+
+    /// Where a scan for `offset` (retained, not past the end) starts: segment index, and the
+    /// offset and byte position of a frame at or before it, from the cursor when that is
+    /// closer than the sparse index.
+    fn locate(&self, offset: u64) -> (usize, u64, u64) {
+        let index = if self.active.segment.base_offset() <= offset {
+            self.sealed.len()
+        } else {
+            self.sealed
+                .partition_point(|segment| segment.base_offset() <= offset)
+                .saturating_sub(1)
+        };
+        let Some(segment) = self.segment(index) else {
+            return (index, offset, 0);
+        };
+        let (mut start, mut position) = segment.seek_offset(offset);
+        if let Some(cursor) = self.cursor {
+            if cursor.base_offset == segment.base_offset()
+                && (start..=offset).contains(&cursor.offset)
+                && cursor.position <= segment.len()
+            {
+                (start, position) = (cursor.offset, cursor.position);
+            }
+        }
+        (index, start, position)
+    }
+
+    /// Seals the active segment and starts a new one at the next offset.
+    fn roll(&mut self) -> Result<(), Error> {
+        // Sealed segments are durable, so recovery may trust them whole and only ever has the
+        // active segment's tail to repair. One fsync per segment is cheap.
+        if self.data_dirty {
+            let path = segment_path(&self.dir, self.active.segment.base_offset());
+            self.active
+                .file
+                .sync_data()
+                .map_err(|error| Error::io(path, error))?;
+            self.data_dirty = false;
+        }
+        let base = self.active.segment.next_offset();
+        let file = create_segment_file(&segment_path(&self.dir, base))?;
+        let previous = mem::replace(
+            &mut self.active,
+            Active {
+                segment: Segment::new(base),
+                file,
+            },
+        );
+        self.sealed.push(previous.segment);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Frames `records` into the write buffer, the first getting offset `first`.
+    fn encode_batch(&mut self, records: &[Record], first: u64) -> Result<(), Error> {
+        self.write_buffer.clear();
+        for (offset, record) in (first..).zip(records) {
+            debug_assert_eq!(
+                crate::sequence::decode(&record.sequence_number),
+                Some((self.shard_index, offset)),
+                "a record's sequence number must encode its shard and offset",
+            );
+            frame::encode(
+                &mut self.write_buffer,
+                offset,
+                millis_floor(record.approximate_arrival),
+                record.partition_key.as_str().as_bytes(),
+                &record.data,
+            )
+            .map_err(|error| match error {
+                EncodeError::KeyTooLong(len) => Error::invalid(
+                    "PartitionKey",
+                    format!("{len} bytes is more than a log frame holds"),
+                ),
+                EncodeError::TooLarge(len) => Error::invalid(
+                    "Data",
+                    format!("a record of {len} bytes is more than a log frame holds"),
+                ),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl ShardLog for DiskLog {
+    fn next_offset(&self) -> u64 {
+        self.active.segment.next_offset()
+    }
+
+    fn first_offset(&self) -> u64 {
+        self.sealed
+            .first()
+            .unwrap_or(&self.active.segment)
+            .base_offset()
+    }
+
+    fn append(&mut self, records: &[Record]) -> Result<(), Error> {
+        let Some(last) = records.last() else {
+            return Ok(());
+        };
+        if self.poisoned {
+            return Err(Error::io(
+                segment_path(&self.dir, self.active.segment.base_offset()),
+                io::Error::other("an earlier failed write could not be undone; reopen the log"),
+            ));
+        }
+        if self.active.segment.len() >= self.options.segment_bytes
+            && !self.active.segment.is_empty()
+        {
+            self.roll()?;
+        }
+        let start = self.active.segment.len();
+        self.encode_batch(records, self.active.segment.next_offset())?;
+
+        // One write for the whole batch, at the known end of the valid frames.
+        if let Err(error) = self.active.file.write_all_at(&self.write_buffer, start) {
+            // Cut off whatever part did land, so that the next batch follows valid frames.
+            if self.active.file.set_len(start).is_err() {
+                self.poisoned = true;
+            }
+            let path = segment_path(&self.dir, self.active.segment.base_offset());
+            return Err(Error::io(path, error));
+        }
+        self.data_dirty = true;
+
+        let mut position = start;
+        for record in records {
+            let len = frame::frame_len(record.partition_key.as_str().len(), record.data.len());
+            let arrival_ms = millis_floor(record.approximate_arrival);
+            self.active.segment.push(position, arrival_ms, len as u64);
+            position += len as u64;
+        }
+        self.last_arrival_ms = Some(millis_floor(last.approximate_arrival));
+        if self.write_buffer.capacity() > MAX_RETAINED_WRITE_BUFFER {
+            self.write_buffer = Vec::new();
+        }
+        Ok(())
+    }
+
+    fn read(
+        &mut self,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, Error> {
+        let from = from.max(self.first_offset());
+        let available = self.next_offset().saturating_sub(from);
+        if available == 0 || max_records == 0 {
+            return Ok(Vec::new());
+        }
+        let (mut index, mut offset, mut position) = self.locate(from);
+        let mut batch = ReadBatch {
+            shard_index: self.shard_index,
+            from,
+            max_records,
+            max_bytes,
+            records: Vec::with_capacity(
+                max_records
+                    .min(usize::try_from(available).unwrap_or(usize::MAX))
+                    .min(1024),
+            ),
+            bytes: 0,
+            last_key: None,
+        };
+
+        let Self {
+            dir,
+            sealed,
+            active,
+            sealed_reader,
+            ..
+        } = self;
+        let mut cursor = None;
+        while let Some((segment, file)) =
+            segment_and_file(dir, sealed, active, sealed_reader, index)?
+        {
+            let path = || segment_path(dir, segment.base_offset());
+            let mut scanner = FrameScanner::new(file, position, segment.len());
+            let mut expected = offset;
+            let stopped = loop {
+                let frame = match scanner
+                    .next_frame()
+                    .map_err(|error| Error::io(path(), error))?
+                {
+                    Scan::Frame(frame) => frame,
+                    Scan::End => break None,
+                    Scan::Torn { position, reason } => {
+                        return Err(corrupt(path(), format!("{reason} at byte {position}")));
+                    }
+                };
+                check_offset(&frame, expected, &path)?;
+                expected += 1;
+                if let Some(stop) = batch
+                    .take(&frame)
+                    .map_err(|reason| corrupt(path(), reason))?
+                {
+                    break Some(stop);
+                }
+            };
+            if let Some((offset, position)) = stopped {
+                cursor = Some(Cursor {
+                    offset,
+                    base_offset: segment.base_offset(),
+                    position,
+                });
+                break;
+            }
+            if expected != segment.next_offset() {
+                return Err(corrupt(
+                    path(),
+                    format!(
+                        "ends at offset {expected}, not {} as written",
+                        segment.next_offset()
+                    ),
+                ));
+            }
+            cursor = Some(Cursor {
+                offset: expected,
+                base_offset: segment.base_offset(),
+                position: segment.len(),
+            });
+            index += 1;
+            offset = expected;
+            position = 0;
+        }
+        self.cursor = cursor;
+        Ok(batch.records)
+    }
+
+    fn offset_at_time(&mut self, time: SystemTime) -> Result<u64, Error> {
+        let wanted = millis_ceil(time);
+        let holds_wanted =
+            |segment: &Segment| segment.max_arrival_ms().is_some_and(|max| max >= wanted);
+        // Segment metadata alone says where to start; only that segment's file is read.
+        let Some(mut index) =
+            (0..=self.sealed.len()).find(|&index| self.segment(index).is_some_and(holds_wanted))
+        else {
+            return Ok(self.next_offset());
+        };
+        let Self {
+            dir,
+            sealed,
+            active,
+            sealed_reader,
+            ..
+        } = self;
+        let mut found = None;
+        while let Some((segment, file)) =
+            segment_and_file(dir, sealed, active, sealed_reader, index)?
+        {
+            index += 1;
+            if !holds_wanted(segment) {
+                continue;
+            }
+            let path = || segment_path(dir, segment.base_offset());
+            let (mut expected, position) = segment.seek_arrival(wanted);
+            let mut scanner = FrameScanner::new(file, position, segment.len());
+            loop {
+                let frame = match scanner
+                    .next_frame()
+                    .map_err(|error| Error::io(path(), error))?
+                {
+                    Scan::Frame(frame) => frame,
+                    Scan::End => break,
+                    Scan::Torn { position, reason } => {
+                        return Err(corrupt(path(), format!("{reason} at byte {position}")));
+                    }
+                };
+                check_offset(&frame, expected, &path)?;
+                expected += 1;
+                if frame.arrival_ms >= wanted {
+                    found = Some(Cursor {
+                        offset: frame.offset,
+                        base_offset: segment.base_offset(),
+                        position: frame.position,
+                    });
+                    break;
+                }
+            }
+            if found.is_some() {
+                break;
+            }
+        }
+        match found {
+            Some(cursor) => {
+                // A read from here usually follows; let it start without a scan.
+                self.cursor = Some(cursor);
+                Ok(cursor.offset)
+            }
+            None => Ok(self.next_offset()),
+        }
+    }
+
+    fn last_arrival(&self) -> Option<SystemTime> {
+        self.last_arrival_ms.and_then(time_from_millis)
+    }
+
+    fn trim_before(&mut self, cutoff: SystemTime) -> Result<(), Error> {
+        // Rounded down, so that a record is dropped only if it surely arrived before `cutoff`.
+        let cutoff_ms = millis_floor(cutoff);
+        // The active segment always stays; when it is empty so does the segment before it, so
+        // that the newest record (and `last_arrival` after a reopen) is never lost.
+        let deletable = if self.active.segment.is_empty() {
+            self.sealed.len().saturating_sub(1)
+        } else {
+            self.sealed.len()
+        };
+        let expired = self
+            .sealed
+            .iter()
+            .take(deletable)
+            .take_while(|segment| segment.max_arrival_ms().is_none_or(|max| max < cutoff_ms))
+            .count();
+
+        let mut deleted = 0;
+        let mut result = Ok(());
+        for segment in self.sealed.iter().take(expired) {
+            let path = segment_path(&self.dir, segment.base_offset());
+            match fs::remove_file(&path) {
+                Ok(()) => deleted += 1,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => deleted += 1,
+                Err(error) => {
+                    result = Err(Error::io(path, error));
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            self.sealed.drain(..deleted);
+            self.dir_dirty = true;
+            let first = self.first_offset();
+            if self
+                .sealed_reader
+                .as_ref()
+                .is_some_and(|(base, _)| *base < first)
+            {
+                self.sealed_reader = None;
+            }
+            if self.cursor.is_some_and(|cursor| cursor.offset < first) {
+                self.cursor = None;
+            }
+        }
+        result
+    }
+
+    fn sync(&mut self) -> Result<(), Error> {
+        if self.data_dirty {
+            let path = segment_path(&self.dir, self.active.segment.base_offset());
+            self.active
+                .file
+                .sync_data()
+                .map_err(|error| Error::io(path, error))?;
+            self.data_dirty = false;
+        }
+        if self.dir_dirty {
+            // A new segment's name (or a deleted one's absence) survives a machine crash only
+            // once the directory itself is fsynced.
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        if self.parent_dirty {
+            let parent = self
+                .dir
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            sync_dir(parent)?;
+            self.parent_dirty = false;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for DiskLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiskLog")
+            .field("dir", &self.dir)
+            .field("shard_index", &self.shard_index)
+            .field("first_offset", &self.first_offset())
+            .field("next_offset", &self.next_offset())
+            .field("segments", &(self.sealed.len() + 1))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The records one read collects, and when it must stop.
+struct ReadBatch {
+    shard_index: u64,
+    from: u64,
+    max_records: usize,
+    max_bytes: usize,
+    records: Vec<Record>,
+    /// Bytes of data in `records`.
+    bytes: usize,
+    /// The previous record's key: consecutive records often share one, which then costs no
+    /// allocation.
+    last_key: Option<PartitionKey>,
+}
+
+impl ReadBatch {
+    /// Takes `frame` if the read wants it. `Some((offset, position))` when the read is complete,
+    /// naming where the next one would continue; `Err` with a reason for a frame no writer of
+    /// ours produced.
+    fn take(&mut self, frame: &ScannedFrame<'_>) -> Result<Option<(u64, u64)>, String> {
+        if frame.offset < self.from {
+            return Ok(None);
+        }
+        if !self.records.is_empty() && self.bytes + frame.data.len() > self.max_bytes {
+            return Ok(Some((frame.offset, frame.position)));
+        }
+        let partition_key = match &self.last_key {
+            Some(key) if key.as_str().as_bytes() == frame.key => key.clone(),
+            _ => {
+                let text = std::str::from_utf8(frame.key).map_err(|error| {
+                    format!(
+                        "partition key of offset {} is not UTF-8: {error}",
+                        frame.offset
+                    )
+                })?;
+                let key = PartitionKey::new(text).map_err(|error| {
+                    format!("partition key of offset {}: {error}", frame.offset)
+                })?;
+                self.last_key = Some(key.clone());
+                key
+            }
+        };
+        let approximate_arrival = time_from_millis(frame.arrival_ms)
+            .ok_or_else(|| format!("arrival time of offset {} is out of range", frame.offset))?;
+        self.bytes += frame.data.len();
+        self.records.push(Record {
+            partition_key,
+            sequence_number: crate::sequence::encode(self.shard_index, frame.offset),
+            data: Bytes::copy_from_slice(frame.data),
+            approximate_arrival,
+        });
+        Ok((self.records.len() >= self.max_records)
+            .then_some((frame.offset + 1, frame.position + frame.len)))
+    }
+}
+
+/// The segment at `index` (oldest first, the active one last) and a file to read it with,
+/// `None` past the newest. Fields rather than `&mut DiskLog`, so that the caller can keep using
+/// the segment while the reader cache lends the file.
+fn segment_and_file<'a>(
+    dir: &Path,
+    sealed: &'a [Segment],
+    active: &'a Active,
+    sealed_reader: &'a mut Option<(u64, File)>,
+    index: usize,
+) -> Result<Option<(&'a Segment, &'a File)>, Error> {
+    if index == sealed.len() {
+        return Ok(Some((&active.segment, &active.file)));
+    }
+    let Some(segment) = sealed.get(index) else {
+        return Ok(None);
+    };
+    let base = segment.base_offset();
+    let file = match sealed_reader.take() {
+        Some((cached, file)) if cached == base => file,
+        _ => {
+            let path = segment_path(dir, base);
+            File::open(&path).map_err(|error| Error::io(path, error))?
+        }
+    };
+    let (_, file) = sealed_reader.insert((base, file));
+    Ok(Some((segment, &*file)))
+}
+
+/// `Corrupt` unless `frame` holds the `expected` offset: offsets in a shard are contiguous.
+fn check_offset(
+    frame: &ScannedFrame<'_>,
+    expected: u64,
+    path: &impl Fn() -> PathBuf,
+) -> Result<(), Error> {
+    if frame.offset == expected {
+        Ok(())
+    } else {
+        Err(corrupt(
+            path(),
+            format!(
+                "frame at byte {} holds offset {}, expected {expected}",
+                frame.position, frame.offset
+            ),
+        ))
+    }
+}
+
+/// The base offsets of the segment files in `dir`, in order. Other files are left alone.
+fn segment_bases(dir: &Path) -> Result<Vec<u64>, Error> {
+    let mut bases = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|error| Error::io(dir, error))? {
+        let entry = entry.map_err(|error| Error::io(dir, error))?;
+        if let Some(base) = entry.file_name().to_str().and_then(parse_segment_name) {
+            bases.push(base);
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// `Corrupt` unless a segment named `base` continues where the previous one ended.
+fn check_base(path: &Path, base: u64, expected: Option<u64>) -> Result<(), Error> {
+    match expected {
+        Some(expected) if expected != base => Err(corrupt(
+            path,
+            format!("segment starts at offset {base}, but the previous one ends at {expected}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Scans a sealed segment at open: every frame must be whole and valid.
+fn recover_sealed(dir: &Path, base: u64, expected: Option<u64>) -> Result<Segment, Error> {
+    let path = segment_path(dir, base);
+    check_base(&path, base, expected)?;
+    let file = File::open(&path).map_err(|error| Error::io(&path, error))?;
+    let (segment, tear) = scan_segment(&file, base, &path)?;
+    match tear {
+        None => Ok(segment),
+        Some((position, reason)) => Err(corrupt(
+            &path,
+            format!("{reason} at byte {position} of a sealed segment"),
+        )),
+    }
+}
+
+/// Scans the newest segment at open and cuts off a torn tail.
+fn recover_active(dir: &Path, base: u64, expected: Option<u64>) -> Result<Active, Error> {
+    let path = segment_path(dir, base);
+    check_base(&path, base, expected)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|error| Error::io(&path, error))?;
+    let (segment, tear) = scan_segment(&file, base, &path)?;
+    if let Some((position, reason)) = tear {
+        tracing::warn!(
+            path = %path.display(),
+            position,
+            reason,
+            "cutting off a torn tail of the log, left by a crash during a write"
+        );
+        file.set_len(position)
+            .and_then(|()| file.sync_data())
+            .map_err(|error| Error::io(&path, error))?;
+    }
+    Ok(Active { segment, file })
+}
+
+/// Reads every frame of a segment file, checking offsets run on from `base`. Returns what the
+/// valid frames say, and where and why they stop if not at the end of the file.
+fn scan_segment(
+    file: &File,
+    base: u64,
+    path: &Path,
+) -> Result<(Segment, Option<(u64, &'static str)>), Error> {
+    let file_len = file
+        .metadata()
+        .map_err(|error| Error::io(path, error))?
+        .len();
+    let mut segment = Segment::new(base);
+    let mut scanner = FrameScanner::new(file, 0, file_len);
+    loop {
+        match scanner
+            .next_frame()
+            .map_err(|error| Error::io(path, error))?
+        {
+            Scan::Frame(frame) => {
+                check_offset(&frame, segment.next_offset(), &|| path.to_path_buf())?;
+                segment.push(frame.position, frame.arrival_ms, frame.len);
+            }
+            Scan::End => return Ok((segment, None)),
+            Scan::Torn { position, reason } => return Ok((segment, Some((position, reason)))),
+        }
+    }
+}
+
+/// Creates a new, empty segment file for reading and writing.
+fn create_segment_file(path: &Path) -> Result<File, Error> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|error| Error::io(path, error))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|error| Error::io(dir, error))
+}
+
+fn corrupt(path: impl Into<PathBuf>, reason: String) -> Error {
+    Error::Corrupt {
+        path: path.into(),
+        reason,
+    }
+}
+
+/// Milliseconds since the Unix epoch, rounded down (0 before the epoch).
+fn millis_floor(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+/// Milliseconds since the Unix epoch, rounded up: the first stored arrival at or after `time`.
+fn millis_ceil(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        let partial = since.subsec_nanos() % 1_000_000 != 0;
+        u64::try_from(since.as_millis() + u128::from(partial)).unwrap_or(u64::MAX)
+    })
+}
+
+/// The time `millis` after the Unix epoch; `None` if the platform cannot represent it.
+fn time_from_millis(millis: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHARD: u64 = 3;
+
+    fn at_millis(millis: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(millis)
+    }
+
+    fn record(offset: u64, key: &str, data: Vec<u8>, arrival_ms: u64) -> Record {
+        Record {
+            partition_key: PartitionKey::new(key).unwrap(),
+            sequence_number: crate::sequence::encode(SHARD, offset),
+            data: Bytes::from(data),
+            approximate_arrival: at_millis(arrival_ms),
+        }
+    }
+
+    /// `count` records for the next offsets of `log`, with sizes and keys that vary by offset
+    /// and arrivals `arrival_ms(offset)`.
+    fn batch(log: &DiskLog, count: u64, arrival_ms: impl Fn(u64) -> u64) -> Vec<Record> {
+        (log.next_offset()..log.next_offset() + count)
+            .map(|offset| {
+                let len = (offset * 37 % 120) as usize;
+                let data = (0..len).map(|i| (offset as usize + i) as u8).collect();
+                record(
+                    offset,
+                    &format!("key-{}", offset % 5),
+                    data,
+                    arrival_ms(offset),
+                )
+            })
+            .collect()
+    }
+
+    fn options(segment_bytes: u64) -> DiskLogOptions {
+        DiskLogOptions { segment_bytes }
+    }
+
+    fn read_all(log: &mut DiskLog) -> Vec<Record> {
+        let first = log.first_offset();
+        log.read(first, usize::MAX, usize::MAX).unwrap()
+    }
+
+    fn segment_files(dir: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// A log in a fresh directory holding `count` records over several small segments, with the
+    /// records written.
+    fn filled_log(dir: &Path, count: u64, arrival_ms: impl Fn(u64) -> u64) -> Vec<Record> {
+        let mut log = DiskLog::open(dir, SHARD, options(1000)).unwrap();
+        let mut written = Vec::new();
+        let mut size = 1;
+        while log.next_offset() < count {
+            let records = batch(&log, size.min(count - log.next_offset()), &arrival_ms);
+            log.append(&records).unwrap();
+            written.extend(records);
+            size = size % 9 + 1;
+        }
+        log.sync().unwrap();
+        written
+    }
+
+    #[test]
+    fn a_new_directory_starts_empty_at_offset_zero() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("stream").join("shard-3");
+        let mut log = DiskLog::open(&dir, SHARD, DiskLogOptions::default()).unwrap();
+        assert_eq!((log.first_offset(), log.next_offset()), (0, 0));
+        assert_eq!(log.last_arrival(), None);
+        assert!(log.read(0, 10, 1000).unwrap().is_empty());
+        assert_eq!(log.offset_at_time(UNIX_EPOCH).unwrap(), 0);
+        log.sync().unwrap();
+        assert_eq!(segment_files(&dir), vec![segment_path(&dir, 0)]);
+    }
+
+    #[test]
+    fn round_trips_across_segment_rollovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        let mut written = Vec::new();
+        for size in (1..=15).cycle().take(30) {
+            let records = batch(&log, size, |offset| 1_000 + offset);
+            log.append(&records).unwrap();
+            written.extend(records);
+        }
+        let total = written.len() as u64;
+        assert_eq!((log.first_offset(), log.next_offset()), (0, total));
+        assert!(
+            segment_files(dir.path()).len() > 5,
+            "small segments roll over"
+        );
+        assert_eq!(read_all(&mut log), written);
+        assert_eq!(log.last_arrival(), Some(at_millis(1_000 + total - 1)));
+
+        for from in 0..total {
+            let start = from as usize;
+            let end = (start + 7).min(written.len());
+            assert_eq!(log.read(from, 7, usize::MAX).unwrap(), written[start..end]);
+
+            let limited = log.read(from, usize::MAX, 250).unwrap();
+            assert_eq!(limited, written[start..start + limited.len()]);
+            let bytes: usize = limited.iter().map(|record| record.data.len()).sum();
+            assert!(
+                limited.len() == 1 || bytes <= 250,
+                "from {from}: {bytes} bytes"
+            );
+            if let Some(next) = written.get(start + limited.len()) {
+                assert!(bytes + next.data.len() > 250, "from {from}: stopped early");
+            }
+            assert_eq!(log.read(from, 10, 0).unwrap(), written[start..=start]);
+        }
+        assert!(log.read(total, 10, usize::MAX).unwrap().is_empty());
+        assert!(log.read(0, 0, usize::MAX).unwrap().is_empty());
+    }
+
+    #[test]
+    fn sequential_reads_pick_up_where_the_last_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = DiskLog::open(dir.path(), SHARD, options(700)).unwrap();
+        let mut written = Vec::new();
+        let mut seen = Vec::new();
+        for round in 0..40u64 {
+            let records = batch(&log, round % 7 + 1, |offset| offset);
+            log.append(&records).unwrap();
+            written.extend(records);
+            let from = seen.len() as u64;
+            seen.extend(log.read(from, 3, usize::MAX).unwrap());
+        }
+        while (seen.len() as u64) < log.next_offset() {
+            let from = seen.len() as u64;
+            seen.extend(log.read(from, 4, 100).unwrap());
+        }
+        assert_eq!(seen, written);
+    }
+
+    #[test]
+    fn records_larger_than_a_read_chunk_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1 << 20)).unwrap();
+        let records: Vec<_> = (0..6)
+            .map(|offset| {
+                let len = if offset % 2 == 0 { 300 << 10 } else { 10 };
+                record(offset, "big", vec![offset as u8; len], 5)
+            })
+            .collect();
+        log.append(&records).unwrap();
+        assert_eq!(read_all(&mut log), records);
+        assert_eq!(log.read(3, 2, usize::MAX).unwrap(), records[3..5]);
+        drop(log);
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1 << 20)).unwrap();
+        assert_eq!(read_all(&mut log), records);
+    }
+
+    #[test]
+    fn arrival_is_kept_to_the_millisecond() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        let mut precise = record(0, "k", b"x".to_vec(), 0);
+        precise.approximate_arrival = UNIX_EPOCH + Duration::from_micros(1_234_567_891);
+        log.append(&[precise]).unwrap();
+        let read = log.read(0, 1, 1).unwrap();
+        assert_eq!(read[0].approximate_arrival, at_millis(1_234_567));
+        assert_eq!(log.last_arrival(), Some(at_millis(1_234_567)));
+    }
+
+    #[test]
+    fn reopening_finds_everything_and_continues_the_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut written = filled_log(dir.path(), 120, |offset| 50 + offset);
+
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        assert_eq!((log.first_offset(), log.next_offset()), (0, 120));
+        assert_eq!(log.last_arrival(), Some(at_millis(169)));
+        assert_eq!(read_all(&mut log), written);
+        let more = batch(&log, 30, |offset| 50 + offset);
+        log.append(&more).unwrap();
+        written.extend(more);
+        drop(log);
+
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        assert_eq!(log.next_offset(), 150);
+        assert_eq!(read_all(&mut log), written);
+        assert_eq!(log.read(77, 5, usize::MAX).unwrap(), written[77..82]);
+    }
+
+    /// Damages the end of the newest segment with `damage`, then checks that opening keeps the
+    /// first `kept` records, cuts the file to `valid_len`, appends after them and reopens.
+    fn recovers_from_a_torn_tail(damage: impl FnOnce(&Path, &[u8]) -> Vec<u8>, lost: u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let written = filled_log(dir.path(), 60, |offset| offset);
+        let files = segment_files(dir.path());
+        assert!(files.len() > 2);
+        let last = files.last().unwrap();
+        let original = fs::read(last).unwrap();
+        let damaged = damage(last, &original);
+        fs::write(last, &damaged).unwrap();
+
+        let kept = 60 - lost;
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        assert_eq!(log.next_offset(), kept);
+        assert_eq!(read_all(&mut log), written[..kept as usize]);
+        let valid_len = fs::metadata(last).unwrap().len();
+        assert!(valid_len < damaged.len() as u64, "the tail was cut off");
+        assert_eq!(
+            &damaged[..valid_len as usize],
+            &original[..valid_len as usize]
+        );
+
+        let more = batch(&log, 5, |offset| offset);
+        log.append(&more).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let mut expected = written[..kept as usize].to_vec();
+        expected.extend(more);
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        assert_eq!(log.next_offset(), kept + 5);
+        assert_eq!(read_all(&mut log), expected);
+    }
+
+    #[test]
+    fn garbage_after_the_last_frame_is_cut_off() {
+        recovers_from_a_torn_tail(
+            |_, original| {
+                let mut bytes = original.to_vec();
+                bytes.extend_from_slice(b"\xde\xad\xbe\xef not a frame at all");
+                bytes
+            },
+            0,
+        );
+    }
+
+    #[test]
+    fn a_partial_last_frame_is_cut_off() {
+        for keep in [3, frame::HEADER_LEN + 5] {
+            recovers_from_a_torn_tail(
+                |_, original| {
+                    let mut bytes = original.to_vec();
+                    let mut next = Vec::new();
+                    frame::encode(&mut next, 60, 60, b"key-0", &[9; 40]).unwrap();
+                    bytes.extend_from_slice(&next[..keep]);
+                    bytes
+                },
+                0,
+            );
+        }
+    }
+
+    #[test]
+    fn a_last_frame_with_a_flipped_byte_is_cut_off() {
+        recovers_from_a_torn_tail(
+            |_, original| {
+                let mut bytes = original.to_vec();
+                if let Some(last) = bytes.last_mut() {
+                    *last ^= 0x01;
+                }
+                bytes
+            },
+            1,
+        );
+    }
+
+    #[test]
+    fn damage_to_a_sealed_segment_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        filled_log(dir.path(), 60, |offset| offset);
+        let first = segment_path(dir.path(), 0);
+        let mut bytes = fs::read(&first).unwrap();
+        bytes[30] ^= 0x10;
+        fs::write(&first, &bytes).unwrap();
+        let error = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap_err();
+        assert!(matches!(error, Error::Corrupt { path, .. } if path == first));
+
+        bytes[30] ^= 0x10;
+        fs::write(&first, &bytes[..bytes.len() - 4]).unwrap();
+        let error = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap_err();
+        assert!(matches!(error, Error::Corrupt { path, .. } if path == first));
+    }
+
+    #[test]
+    fn a_missing_segment_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        filled_log(dir.path(), 60, |offset| offset);
+        let files = segment_files(dir.path());
+        fs::remove_file(&files[1]).unwrap();
+        let error = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap_err();
+        assert!(matches!(error, Error::Corrupt { path, .. } if path == files[2]));
+    }
+
+    #[test]
+    fn offset_at_time_finds_the_first_record_at_or_after() {
+        // Small segments, and one big segment where the sparse index is used.
+        for (segment_bytes, count) in [(600, 200), (1 << 30, 5000)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = DiskLog::open(dir.path(), SHARD, options(segment_bytes)).unwrap();
+            // Three records per millisecond: 1000, 1000, 1000, 1001, ...
+            let arrival = |offset: u64| 1_000 + offset / 3;
+            while log.next_offset() < count {
+                let records = batch(&log, 50, arrival);
+                log.append(&records).unwrap();
+            }
+            assert_eq!(log.offset_at_time(UNIX_EPOCH).unwrap(), 0);
+            for offset in (0..count).step_by(7) {
+                let first_of_its_milli = offset - offset % 3;
+                let at = at_millis(arrival(offset));
+                assert_eq!(log.offset_at_time(at).unwrap(), first_of_its_milli);
+                // Just after that millisecond began: the next millisecond's first record.
+                let after = at + Duration::from_micros(1);
+                let expected = (first_of_its_milli + 3).min(count);
+                assert_eq!(log.offset_at_time(after).unwrap(), expected);
+            }
+            let past_the_end = at_millis(arrival(count - 1) + 1);
+            assert_eq!(log.offset_at_time(past_the_end).unwrap(), count);
+
+            // A read from the offset found starts there.
+            let found = log.offset_at_time(at_millis(1_050)).unwrap();
+            let read = log.read(found, 1, usize::MAX).unwrap();
+            assert_eq!(read[0].approximate_arrival, at_millis(1_050));
+            assert_eq!(found, 150);
+        }
+    }
+
+    #[test]
+    fn trimming_deletes_whole_old_segments_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = filled_log(dir.path(), 120, |offset| 1_000 + offset);
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        let files = segment_files(dir.path());
+
+        log.trim_before(at_millis(500)).unwrap();
+        assert_eq!(segment_files(dir.path()), files, "nothing arrived before");
+
+        log.trim_before(at_millis(1_037)).unwrap();
+        let first = log.first_offset();
+        assert!(first > 0 && first <= 37, "first offset {first}");
+        assert_eq!(
+            segment_files(dir.path())[0],
+            segment_path(dir.path(), first)
+        );
+        assert_eq!(read_all(&mut log), written[first as usize..]);
+        assert_eq!(log.offset_at_time(at_millis(1_037)).unwrap(), 37);
+        assert_eq!(log.offset_at_time(UNIX_EPOCH).unwrap(), first);
+
+        // Everything is old now, but the active segment stays.
+        log.trim_before(at_millis(1_000_000)).unwrap();
+        let active_base = log.active.segment.base_offset();
+        assert_eq!(
+            segment_files(dir.path()),
+            vec![segment_path(dir.path(), active_base)]
+        );
+        assert_eq!(log.first_offset(), active_base);
+        assert_eq!(log.next_offset(), 120);
+        assert_eq!(read_all(&mut log), written[active_base as usize..]);
+        assert_eq!(log.last_arrival(), Some(at_millis(1_119)));
+
+        let more = batch(&log, 40, |offset| 1_000 + offset);
+        log.append(&more).unwrap();
+        log.sync().unwrap();
+        drop(log);
+
+        let mut expected = written[active_base as usize..].to_vec();
+        expected.extend(more);
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        assert_eq!((log.first_offset(), log.next_offset()), (active_base, 160));
+        assert_eq!(read_all(&mut log), expected);
+    }
+
+    #[test]
+    fn trimming_keeps_the_newest_record_when_the_active_segment_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1)).unwrap();
+        for _ in 0..3 {
+            let records = batch(&log, 1, |offset| 10 + offset);
+            log.append(&records).unwrap();
+        }
+        drop(log);
+        // The newest segment holds one record; tearing it leaves that segment empty.
+        let last = segment_path(dir.path(), 2);
+        let bytes = fs::read(&last).unwrap();
+        fs::write(&last, &bytes[..bytes.len() - 1]).unwrap();
+
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1)).unwrap();
+        assert_eq!(log.next_offset(), 2);
+        assert_eq!(log.last_arrival(), Some(at_millis(11)));
+        log.trim_before(at_millis(1_000)).unwrap();
+        assert_eq!(log.first_offset(), 1);
+        drop(log);
+
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1)).unwrap();
+        assert_eq!(log.last_arrival(), Some(at_millis(11)));
+        assert_eq!(read_all(&mut log).len(), 1);
+    }
+}

@@ -1,0 +1,180 @@
+//! Reading a shard in order, waiting for new records instead of polling.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use kcl_core::{ReadBatch, SequenceNumber, ShardReader, StartingPosition};
+
+use crate::config::EngineConfig;
+use crate::shard::Shard;
+use crate::{Error, sequence};
+
+/// The most bytes one read returns, as a GetRecords response: 10 MiB.
+pub const MAX_READ_BYTES: usize = 10 * 1024 * 1024;
+
+/// The most records one read returns, as GetRecords's `Limit`.
+pub const MAX_READ_RECORDS: usize = 10_000;
+
+/// A reader of one shard of the in-process engine.
+///
+/// [`EngineShardReader::read`] answers at once; the [`ShardReader`] implementation waits up to
+/// the engine's `read_wait` on an open shard with nothing new, and wakes the moment a record is
+/// appended.
+pub struct EngineShardReader {
+    stream: String,
+    shard: Arc<Shard>,
+    next_offset: u64,
+    config: Arc<EngineConfig>,
+}
+
+impl std::fmt::Debug for EngineShardReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineShardReader")
+            .field("stream", &self.stream)
+            .field("shard", &self.shard.id)
+            .field("next_offset", &self.next_offset)
+            .finish()
+    }
+}
+
+impl EngineShardReader {
+    pub(crate) fn open(
+        stream: String,
+        shard: Arc<Shard>,
+        position: StartingPosition,
+        config: Arc<EngineConfig>,
+    ) -> Result<Self, Error> {
+        let next_offset = {
+            let mut state = shard.lock();
+            let first = state.log.first_offset();
+            let end = state.log.next_offset();
+            match position {
+                StartingPosition::TrimHorizon => first,
+                StartingPosition::Latest => end,
+                StartingPosition::AtSequence(number) => {
+                    record_offset(&stream, &shard, &number, end, "StartingSequenceNumber")?
+                        .max(first)
+                }
+                StartingPosition::AfterSequence(number) => {
+                    (record_offset(&stream, &shard, &number, end, "StartingSequenceNumber")? + 1)
+                        .max(first)
+                }
+                StartingPosition::AtTimestamp(time) => state.log.offset_at_time(time)?,
+            }
+        };
+        Ok(EngineShardReader {
+            stream,
+            shard,
+            next_offset,
+            config,
+        })
+    }
+
+    /// The sequence number of the next record this reader returns, whether or not it exists
+    /// yet.
+    pub fn position(&self) -> SequenceNumber {
+        sequence::encode(self.shard.index, self.next_offset)
+    }
+
+    /// Reads up to `max_records` (1–10,000) without waiting.
+    pub fn read(&mut self, max_records: usize) -> Result<ReadBatch, Error> {
+        if !(1..=MAX_READ_RECORDS).contains(&max_records) {
+            return Err(Error::invalid(
+                "Limit",
+                format!("{max_records} is outside 1..={MAX_READ_RECORDS}"),
+            ));
+        }
+        let now = self.config.clock.now();
+        let mut state = self.shard.lock();
+        if state.removed {
+            return Err(Error::ShardNotFound {
+                stream: self.stream.clone(),
+                shard: self.shard.id.to_string(),
+            });
+        }
+        if let Some(limiter) = state.limiter.as_mut() {
+            limiter
+                .admit_read()
+                .map_err(|refusal| Error::ThroughputExceeded {
+                    stream: self.stream.clone(),
+                    shard: self.shard.id.to_string(),
+                    limit: refusal.describe(),
+                })?;
+        }
+        // Retention may have trimmed past a slow reader; it resumes at the oldest record left.
+        self.next_offset = self.next_offset.max(state.log.first_offset());
+        let records = state
+            .log
+            .read(self.next_offset, max_records, MAX_READ_BYTES)?;
+        self.next_offset += records.len() as u64;
+        if let Some(limiter) = state.limiter.as_mut() {
+            limiter.charge_read(records.iter().map(|record| record.data.len()).sum());
+        }
+        let caught_up = self.next_offset >= state.log.next_offset();
+        let millis_behind_latest = match records.last() {
+            Some(last) if !caught_up => millis_between(last.approximate_arrival, now),
+            _ => 0,
+        };
+        let child_shards = match &state.closure {
+            Some(closure) if caught_up => Some(closure.children.clone()),
+            _ => None,
+        };
+        Ok(ReadBatch {
+            records,
+            millis_behind_latest,
+            child_shards,
+        })
+    }
+
+    async fn wait_for_records(&mut self, max_records: usize) -> Result<ReadBatch, Error> {
+        let shard = Arc::clone(&self.shard);
+        let notified = shard.appended().notified();
+        tokio::pin!(notified);
+        // Registered before looking, so an append between the look and the wait still wakes us.
+        notified.as_mut().enable();
+        let batch = self.read(max_records)?;
+        if !batch.records.is_empty() || batch.is_shard_end() {
+            return Ok(batch);
+        }
+        let _ = tokio::time::timeout(self.config.read_wait, notified).await;
+        self.read(max_records)
+    }
+}
+
+#[async_trait]
+impl ShardReader for EngineShardReader {
+    async fn next_batch(&mut self, max_records: usize) -> Result<ReadBatch, kcl_core::Error> {
+        let max_records = max_records.clamp(1, MAX_READ_RECORDS);
+        Ok(self.wait_for_records(max_records).await?)
+    }
+}
+
+/// The offset of the record `number` names in `shard`, which must be a record written to it.
+fn record_offset(
+    stream: &str,
+    shard: &Shard,
+    number: &SequenceNumber,
+    end: u64,
+    field: &'static str,
+) -> Result<u64, Error> {
+    match sequence::decode(number) {
+        Some((index, offset)) if index == shard.index && offset < end => Ok(offset),
+        _ => Err(Error::invalid(
+            field,
+            format!(
+                "sequence number {number} does not belong to a record of shard {} in stream {stream}",
+                shard.id
+            ),
+        )),
+    }
+}
+
+fn millis_between(earlier: SystemTime, later: SystemTime) -> u64 {
+    later
+        .duration_since(earlier)
+        .unwrap_or(Duration::ZERO)
+        .as_millis()
+        .try_into()
+        .unwrap_or(u64::MAX)
+}

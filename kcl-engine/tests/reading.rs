@@ -1,0 +1,257 @@
+//! Readers at every starting position, waiting for records, retention and throughput limits.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use kcl_core::{ShardReader, StartingPosition};
+use kcl_engine::{
+    Engine, EngineConfig, Error, ManualClock, PutRecordsEntry, StreamOptions, ThroughputLimits,
+};
+
+const SHARD: &str = "shardId-000000000000";
+
+#[test]
+fn every_starting_position_starts_where_kinesis_does() {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let engine = Engine::open(EngineConfig::in_memory().clock(clock.clone())).unwrap();
+    engine
+        .create_stream("s", StreamOptions::with_shards(1))
+        .unwrap();
+    let mut written = Vec::new();
+    for i in 0..10 {
+        clock.advance(Duration::from_secs(1));
+        written.push(
+            engine
+                .put_record("s", PutRecordsEntry::new("k", format!("{i}")))
+                .unwrap(),
+        );
+    }
+    let seq = |i: usize| written[i].sequence_number.clone();
+    let first_data = |position| {
+        common::read_all(&engine, "s", SHARD, position)
+            .first()
+            .map(|r| r.data.clone())
+    };
+    assert_eq!(first_data(StartingPosition::TrimHorizon), Some("0".into()));
+    assert_eq!(first_data(StartingPosition::Latest), None);
+    assert_eq!(
+        first_data(StartingPosition::AtSequence(seq(4))),
+        Some("4".into())
+    );
+    assert_eq!(
+        first_data(StartingPosition::AfterSequence(seq(4))),
+        Some("5".into())
+    );
+    assert_eq!(first_data(StartingPosition::AfterSequence(seq(9))), None);
+    let records = common::read_all(&engine, "s", SHARD, StartingPosition::TrimHorizon);
+    let arrival_of_7 = records[7].approximate_arrival;
+    assert_eq!(
+        first_data(StartingPosition::AtTimestamp(arrival_of_7)),
+        Some("7".into())
+    );
+    assert_eq!(
+        first_data(StartingPosition::AtTimestamp(
+            arrival_of_7 - Duration::from_millis(500)
+        )),
+        Some("7".into())
+    );
+    assert_eq!(
+        first_data(StartingPosition::AtTimestamp(SystemTime::UNIX_EPOCH)),
+        Some("0".into())
+    );
+
+    // Latest sees what is written after it opened.
+    let mut latest = engine
+        .open_reader("s", SHARD, StartingPosition::Latest)
+        .unwrap();
+    engine
+        .put_record("s", PutRecordsEntry::new("k", "new"))
+        .unwrap();
+    assert_eq!(latest.read(10).unwrap().records[0].data, "new");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_reader_wakes_when_a_record_is_appended() {
+    // The reader would wait 60 s; it must return as soon as the record lands.
+    let engine =
+        Engine::open(EngineConfig::in_memory().read_wait(Duration::from_secs(60))).unwrap();
+    engine
+        .create_stream("s", StreamOptions::with_shards(1))
+        .unwrap();
+    let mut reader = engine
+        .open_reader("s", SHARD, StartingPosition::Latest)
+        .unwrap();
+    let waiting = tokio::spawn(async move { reader.next_batch(100).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    engine
+        .put_record("s", PutRecordsEntry::new("k", "wake"))
+        .unwrap();
+    let batch = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the reader woke before its wait ran out")
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch.records[0].data, "wake");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_reader_wakes_when_its_shard_closes() {
+    let engine =
+        Engine::open(EngineConfig::in_memory().read_wait(Duration::from_secs(60))).unwrap();
+    engine
+        .create_stream("s", StreamOptions::with_shards(1))
+        .unwrap();
+    let mut reader = engine
+        .open_reader("s", SHARD, StartingPosition::Latest)
+        .unwrap();
+    let waiting = tokio::spawn(async move { reader.next_batch(100).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    engine.split_shard("s", SHARD, "1000").unwrap();
+    let batch = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the reader woke when the shard closed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch.child_shards.map(|c| c.len()), Some(2));
+}
+
+#[tokio::test]
+async fn an_idle_reader_returns_an_empty_batch_after_its_wait() {
+    let engine =
+        Engine::open(EngineConfig::in_memory().read_wait(Duration::from_millis(20))).unwrap();
+    engine
+        .create_stream("s", StreamOptions::with_shards(1))
+        .unwrap();
+    let mut reader = engine
+        .open_reader("s", SHARD, StartingPosition::Latest)
+        .unwrap();
+    let batch = reader.next_batch(100).await.unwrap();
+    assert!(batch.records.is_empty() && !batch.is_shard_end());
+}
+
+#[test]
+fn millis_behind_latest_is_zero_when_caught_up() {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let engine = Engine::open(EngineConfig::in_memory().clock(clock.clone())).unwrap();
+    engine
+        .create_stream("s", StreamOptions::with_shards(1))
+        .unwrap();
+    for i in 0..3 {
+        engine
+            .put_record("s", PutRecordsEntry::new("k", format!("{i}")))
+            .unwrap();
+        clock.advance(Duration::from_secs(10));
+    }
+    let mut reader = engine
+        .open_reader("s", SHARD, StartingPosition::TrimHorizon)
+        .unwrap();
+    let behind = reader.read(1).unwrap().millis_behind_latest;
+    assert_eq!(behind, 30_000);
+    assert_eq!(reader.read(10).unwrap().millis_behind_latest, 0);
+}
+
+#[test]
+fn retention_trims_old_records_and_expires_closed_shards() {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let engine = Engine::open(EngineConfig::in_memory().clock(clock.clone())).unwrap();
+    engine
+        .create_stream("s", StreamOptions::with_shards(1))
+        .unwrap();
+    common::put_keys(&engine, "s", 10, 3);
+    clock.advance(Duration::from_secs(20 * 3600));
+    engine
+        .put_record("s", PutRecordsEntry::new("k", "young"))
+        .unwrap();
+    clock.advance(Duration::from_secs(5 * 3600));
+    engine.enforce_retention().unwrap();
+    let left = common::read_all(&engine, "s", SHARD, StartingPosition::TrimHorizon);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].data, "young");
+
+    // A shard closed longer ago than retention is no longer listed.
+    engine.split_shard("s", SHARD, "1000").unwrap();
+    clock.advance(Duration::from_secs(25 * 3600));
+    engine.enforce_retention().unwrap();
+    let ids: Vec<String> = engine
+        .describe_stream("s")
+        .unwrap()
+        .shards
+        .iter()
+        .map(|s| s.shard_id.to_string())
+        .collect();
+    assert_eq!(ids, ["shardId-000000000001", "shardId-000000000002"]);
+    assert!(matches!(
+        engine.open_reader("s", SHARD, StartingPosition::TrimHorizon),
+        Err(Error::ShardNotFound { .. })
+    ));
+}
+
+#[test]
+fn throughput_limits_refuse_with_a_distinct_error_when_enabled() {
+    let engine =
+        Engine::open(EngineConfig::in_memory().throughput_limits(ThroughputLimits::KINESIS))
+            .unwrap();
+    engine
+        .create_stream("s", StreamOptions::with_shards(1))
+        .unwrap();
+    let batch = vec![PutRecordsEntry::new("k", "v"); 500];
+    let mut accepted = 0;
+    let mut throttled = 0;
+    for _ in 0..3 {
+        for result in engine.put_records("s", &batch).unwrap() {
+            match result {
+                Ok(_) => accepted += 1,
+                Err(Error::ThroughputExceeded { .. }) => throttled += 1,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert!((1000..1100).contains(&accepted), "accepted {accepted}");
+    assert_eq!(accepted + throttled, 1500);
+    let mut reader = engine
+        .open_reader("s", SHARD, StartingPosition::TrimHorizon)
+        .unwrap();
+    let reads: Vec<_> = (0..6).map(|_| reader.read(1)).collect();
+    assert!(reads[..5].iter().all(Result::is_ok));
+    assert!(matches!(reads[5], Err(Error::ThroughputExceeded { .. })));
+    assert_eq!(
+        Error::ThroughputExceeded {
+            stream: "s".into(),
+            shard: SHARD.into(),
+            limit: "x"
+        }
+        .kinesis_error_type(),
+        "ProvisionedThroughputExceededException"
+    );
+
+    // Without limits nothing is throttled.
+    let unlimited = Engine::in_memory();
+    unlimited
+        .create_stream("s", StreamOptions::with_shards(1))
+        .unwrap();
+    for _ in 0..3 {
+        assert!(
+            unlimited
+                .put_records("s", &batch)
+                .unwrap()
+                .iter()
+                .all(Result::is_ok)
+        );
+    }
+}
+
+#[test]
+fn deleting_a_stream_stops_its_readers() {
+    let engine = Engine::in_memory();
+    engine
+        .create_stream("s", StreamOptions::with_shards(1))
+        .unwrap();
+    let mut reader = engine
+        .open_reader("s", SHARD, StartingPosition::TrimHorizon)
+        .unwrap();
+    engine.delete_stream("s").unwrap();
+    assert!(matches!(reader.read(1), Err(Error::ShardNotFound { .. })));
+    assert!(engine.list_streams().is_empty());
+}
