@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use kcl_core::{ShardDescription, StartingPosition, StreamName};
+use kcl_core::{SequenceNumber, ShardDescription, StartingPosition, StreamName};
 
 use crate::Error;
 use crate::config::{EngineConfig, Storage};
@@ -215,6 +215,25 @@ impl Engine {
         let found = self.stream(stream)?;
         let shard = found.shard(shard)?;
         EngineShardReader::open(
+            found.name.to_string(),
+            shard,
+            position,
+            Arc::clone(&self.inner.config),
+        )
+    }
+
+    /// Reopens a reader where an earlier one stood: at the sequence number its
+    /// [`position`](EngineShardReader::position) reported, which may be past the newest record.
+    /// This is what a shard iterator carries between reads.
+    pub fn resume_reader(
+        &self,
+        stream: &str,
+        shard: &str,
+        position: &SequenceNumber,
+    ) -> Result<EngineShardReader, Error> {
+        let found = self.stream(stream)?;
+        let shard = found.shard(shard)?;
+        EngineShardReader::resume(
             found.name.to_string(),
             shard,
             position,

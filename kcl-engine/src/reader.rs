@@ -71,8 +71,44 @@ impl EngineShardReader {
         })
     }
 
+    /// Reopens a reader at a [`position`](EngineShardReader::position) an earlier reader of the
+    /// same shard reported (possibly past the newest record). A position that this shard never
+    /// had is refused naming `ShardIterator`.
+    pub(crate) fn resume(
+        stream: String,
+        shard: Arc<Shard>,
+        position: &SequenceNumber,
+        config: Arc<EngineConfig>,
+    ) -> Result<Self, Error> {
+        let next_offset = {
+            let state = shard.lock();
+            match sequence::decode(position) {
+                Some((index, offset))
+                    if index == shard.index && offset <= state.log.next_offset() =>
+                {
+                    offset.max(state.log.first_offset())
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "ShardIterator",
+                        format!(
+                            "position {position} is not in shard {} of stream {stream}",
+                            shard.id
+                        ),
+                    ));
+                }
+            }
+        };
+        Ok(EngineShardReader {
+            stream,
+            shard,
+            next_offset,
+            config,
+        })
+    }
+
     /// The sequence number of the next record this reader returns, whether or not it exists
-    /// yet.
+    /// yet. [`Engine::resume_reader`](crate::Engine::resume_reader) continues from it.
     pub fn position(&self) -> SequenceNumber {
         sequence::encode(self.shard.index, self.next_offset)
     }

@@ -255,3 +255,53 @@ fn deleting_a_stream_stops_its_readers() {
     assert!(matches!(reader.read(1), Err(Error::ShardNotFound { .. })));
     assert!(engine.list_streams().is_empty());
 }
+
+#[test]
+fn a_reader_resumes_at_the_position_another_reported() {
+    let engine = Engine::in_memory();
+    engine
+        .create_stream("s", StreamOptions::with_shards(2))
+        .unwrap();
+    let batch: Vec<_> = (0..5)
+        .map(|i| PutRecordsEntry::new("same-key", format!("{i}")))
+        .collect();
+    let shard = engine.put_records("s", &batch).unwrap()[0]
+        .as_ref()
+        .unwrap()
+        .shard_id
+        .clone();
+    let mut first = engine
+        .open_reader("s", shard.as_str(), StartingPosition::TrimHorizon)
+        .unwrap();
+    assert_eq!(first.read(3).unwrap().records.len(), 3);
+    let mut resumed = engine
+        .resume_reader("s", shard.as_str(), &first.position())
+        .unwrap();
+    let rest = resumed.read(10).unwrap().records;
+    assert_eq!(
+        rest.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+        ["3", "4"]
+    );
+    // At the tip, a resumed reader waits for the next record.
+    let mut at_tip = engine
+        .resume_reader("s", shard.as_str(), &resumed.position())
+        .unwrap();
+    assert!(at_tip.read(10).unwrap().records.is_empty());
+    engine
+        .put_record("s", PutRecordsEntry::new("same-key", "5"))
+        .unwrap();
+    assert_eq!(at_tip.read(10).unwrap().records[0].data, "5");
+    // A position of another shard is refused.
+    let other = if shard.as_str().ends_with('0') {
+        "shardId-000000000001"
+    } else {
+        "shardId-000000000000"
+    };
+    assert!(matches!(
+        engine.resume_reader("s", other, &first.position()),
+        Err(Error::InvalidArgument {
+            field: "ShardIterator",
+            ..
+        })
+    ));
+}

@@ -11,7 +11,7 @@
 //! anywhere else as corruption.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::mem;
 use std::os::unix::fs::FileExt;
@@ -23,7 +23,10 @@ use kcl_core::{PartitionKey, Record};
 
 use super::ShardLog;
 use super::frame::{self, EncodeError};
-use super::segment::{FrameScanner, Scan, ScannedFrame, Segment, parse_segment_name, segment_path};
+use super::recovery::{self, Recovered};
+use super::segment::{
+    ScannedFrame, Segment, SegmentFrames, corrupt, create_segment_file, segment_path,
+};
 use crate::Error;
 
 /// A batch buffer bigger than this is freed after the write rather than kept for the next.
@@ -103,30 +106,22 @@ impl DiskLog {
     ) -> Result<DiskLog, Error> {
         let existed = dir.try_exists().map_err(|error| Error::io(dir, error))?;
         fs::create_dir_all(dir).map_err(|error| Error::io(dir, error))?;
-        let bases = segment_bases(dir)?;
-
-        let mut sealed = Vec::with_capacity(bases.len().saturating_sub(1));
-        let mut expected_base = None;
-        let (active, created) = match bases.split_last() {
-            None => {
-                let path = segment_path(dir, 0);
-                let file = create_segment_file(&path)?;
-                let segment = Segment::new(0);
-                (Active { segment, file }, true)
-            }
-            Some((&active_base, sealed_bases)) => {
-                for &base in sealed_bases {
-                    let segment = recover_sealed(dir, base, expected_base)?;
-                    expected_base = Some(segment.next_offset());
-                    sealed.push(segment);
-                }
-                (recover_active(dir, active_base, expected_base)?, false)
-            }
+        let Recovered {
+            sealed,
+            active,
+            active_file,
+            created,
+        } = recovery::recover(dir)?;
+        let active = Active {
+            segment: active,
+            file: active_file,
         };
         let last_arrival_ms = active
             .segment
             .last_arrival_ms()
             .or_else(|| sealed.iter().rev().find_map(Segment::last_arrival_ms));
+        // The previous process may have died before fsyncing what it wrote.
+        let data_dirty = !active.segment.is_empty();
         Ok(DiskLog {
             dir: dir.to_path_buf(),
             shard_index,
@@ -137,7 +132,7 @@ impl DiskLog {
             cursor: None,
             write_buffer: Vec::new(),
             last_arrival_ms,
-            data_dirty: false,
+            data_dirty,
             dir_dirty: created,
             parent_dirty: !existed,
             poisoned: false,
@@ -258,6 +253,17 @@ impl ShardLog for DiskLog {
                 io::Error::other("an earlier failed write could not be undone; reopen the log"),
             ));
         }
+        // Only a hostile segment name gets near this, but offsets must not wrap.
+        let count = u64::try_from(records.len()).unwrap_or(u64::MAX);
+        if self
+            .next_offset()
+            .checked_add(count)
+            .is_none_or(|end| end == u64::MAX)
+        {
+            return Err(Error::LimitExceeded {
+                message: "the shard's offsets are exhausted".to_string(),
+            });
+        }
         if self.active.segment.len() >= self.options.segment_bytes
             && !self.active.segment.is_empty()
         {
@@ -322,62 +328,35 @@ impl ShardLog for DiskLog {
             sealed,
             active,
             sealed_reader,
+            cursor,
             ..
         } = self;
-        let mut cursor = None;
         while let Some((segment, file)) =
             segment_and_file(dir, sealed, active, sealed_reader, index)?
         {
-            let path = || segment_path(dir, segment.base_offset());
-            let mut scanner = FrameScanner::new(file, position, segment.len());
-            let mut expected = offset;
-            let stopped = loop {
-                let frame = match scanner
-                    .next_frame()
-                    .map_err(|error| Error::io(path(), error))?
-                {
-                    Scan::Frame(frame) => frame,
-                    Scan::End => break None,
-                    Scan::Torn { position, reason } => {
-                        return Err(corrupt(path(), format!("{reason} at byte {position}")));
-                    }
-                };
-                check_offset(&frame, expected, &path)?;
-                expected += 1;
-                if let Some(stop) = batch
+            let mut frames = SegmentFrames::new(dir, segment, file, offset, position);
+            while let Some(frame) = frames.next()? {
+                let taken = batch
                     .take(&frame)
-                    .map_err(|reason| corrupt(path(), reason))?
-                {
-                    break Some(stop);
+                    .map_err(|reason| corrupt(segment_path(dir, segment.base_offset()), reason))?;
+                if let Some((offset, position)) = taken {
+                    *cursor = Some(Cursor {
+                        offset,
+                        base_offset: segment.base_offset(),
+                        position,
+                    });
+                    return Ok(batch.records);
                 }
-            };
-            if let Some((offset, position)) = stopped {
-                cursor = Some(Cursor {
-                    offset,
-                    base_offset: segment.base_offset(),
-                    position,
-                });
-                break;
             }
-            if expected != segment.next_offset() {
-                return Err(corrupt(
-                    path(),
-                    format!(
-                        "ends at offset {expected}, not {} as written",
-                        segment.next_offset()
-                    ),
-                ));
-            }
-            cursor = Some(Cursor {
-                offset: expected,
+            *cursor = Some(Cursor {
+                offset: segment.next_offset(),
                 base_offset: segment.base_offset(),
                 position: segment.len(),
             });
             index += 1;
-            offset = expected;
+            offset = segment.next_offset();
             position = 0;
         }
-        self.cursor = cursor;
         Ok(batch.records)
     }
 
@@ -396,9 +375,9 @@ impl ShardLog for DiskLog {
             sealed,
             active,
             sealed_reader,
+            cursor,
             ..
         } = self;
-        let mut found = None;
         while let Some((segment, file)) =
             segment_and_file(dir, sealed, active, sealed_reader, index)?
         {
@@ -406,43 +385,21 @@ impl ShardLog for DiskLog {
             if !holds_wanted(segment) {
                 continue;
             }
-            let path = || segment_path(dir, segment.base_offset());
-            let (mut expected, position) = segment.seek_arrival(wanted);
-            let mut scanner = FrameScanner::new(file, position, segment.len());
-            loop {
-                let frame = match scanner
-                    .next_frame()
-                    .map_err(|error| Error::io(path(), error))?
-                {
-                    Scan::Frame(frame) => frame,
-                    Scan::End => break,
-                    Scan::Torn { position, reason } => {
-                        return Err(corrupt(path(), format!("{reason} at byte {position}")));
-                    }
-                };
-                check_offset(&frame, expected, &path)?;
-                expected += 1;
+            let (offset, position) = segment.seek_arrival(wanted);
+            let mut frames = SegmentFrames::new(dir, segment, file, offset, position);
+            while let Some(frame) = frames.next()? {
                 if frame.arrival_ms >= wanted {
-                    found = Some(Cursor {
+                    // A read from here usually follows; let it start without a scan.
+                    *cursor = Some(Cursor {
                         offset: frame.offset,
                         base_offset: segment.base_offset(),
                         position: frame.position,
                     });
-                    break;
+                    return Ok(frame.offset);
                 }
             }
-            if found.is_some() {
-                break;
-            }
         }
-        match found {
-            Some(cursor) => {
-                // A read from here usually follows; let it start without a scan.
-                self.cursor = Some(cursor);
-                Ok(cursor.offset)
-            }
-            None => Ok(self.next_offset()),
-        }
+        Ok(active.segment.next_offset())
     }
 
     fn last_arrival(&self) -> Option<SystemTime> {
@@ -620,137 +577,11 @@ fn segment_and_file<'a>(
     Ok(Some((segment, &*file)))
 }
 
-/// `Corrupt` unless `frame` holds the `expected` offset: offsets in a shard are contiguous.
-fn check_offset(
-    frame: &ScannedFrame<'_>,
-    expected: u64,
-    path: &impl Fn() -> PathBuf,
-) -> Result<(), Error> {
-    if frame.offset == expected {
-        Ok(())
-    } else {
-        Err(corrupt(
-            path(),
-            format!(
-                "frame at byte {} holds offset {}, expected {expected}",
-                frame.position, frame.offset
-            ),
-        ))
-    }
-}
-
-/// The base offsets of the segment files in `dir`, in order. Other files are left alone.
-fn segment_bases(dir: &Path) -> Result<Vec<u64>, Error> {
-    let mut bases = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|error| Error::io(dir, error))? {
-        let entry = entry.map_err(|error| Error::io(dir, error))?;
-        if let Some(base) = entry.file_name().to_str().and_then(parse_segment_name) {
-            bases.push(base);
-        }
-    }
-    bases.sort_unstable();
-    Ok(bases)
-}
-
-/// `Corrupt` unless a segment named `base` continues where the previous one ended.
-fn check_base(path: &Path, base: u64, expected: Option<u64>) -> Result<(), Error> {
-    match expected {
-        Some(expected) if expected != base => Err(corrupt(
-            path,
-            format!("segment starts at offset {base}, but the previous one ends at {expected}"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Scans a sealed segment at open: every frame must be whole and valid.
-fn recover_sealed(dir: &Path, base: u64, expected: Option<u64>) -> Result<Segment, Error> {
-    let path = segment_path(dir, base);
-    check_base(&path, base, expected)?;
-    let file = File::open(&path).map_err(|error| Error::io(&path, error))?;
-    let (segment, tear) = scan_segment(&file, base, &path)?;
-    match tear {
-        None => Ok(segment),
-        Some((position, reason)) => Err(corrupt(
-            &path,
-            format!("{reason} at byte {position} of a sealed segment"),
-        )),
-    }
-}
-
-/// Scans the newest segment at open and cuts off a torn tail.
-fn recover_active(dir: &Path, base: u64, expected: Option<u64>) -> Result<Active, Error> {
-    let path = segment_path(dir, base);
-    check_base(&path, base, expected)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|error| Error::io(&path, error))?;
-    let (segment, tear) = scan_segment(&file, base, &path)?;
-    if let Some((position, reason)) = tear {
-        tracing::warn!(
-            path = %path.display(),
-            position,
-            reason,
-            "cutting off a torn tail of the log, left by a crash during a write"
-        );
-        file.set_len(position)
-            .and_then(|()| file.sync_data())
-            .map_err(|error| Error::io(&path, error))?;
-    }
-    Ok(Active { segment, file })
-}
-
-/// Reads every frame of a segment file, checking offsets run on from `base`. Returns what the
-/// valid frames say, and where and why they stop if not at the end of the file.
-fn scan_segment(
-    file: &File,
-    base: u64,
-    path: &Path,
-) -> Result<(Segment, Option<(u64, &'static str)>), Error> {
-    let file_len = file
-        .metadata()
-        .map_err(|error| Error::io(path, error))?
-        .len();
-    let mut segment = Segment::new(base);
-    let mut scanner = FrameScanner::new(file, 0, file_len);
-    loop {
-        match scanner
-            .next_frame()
-            .map_err(|error| Error::io(path, error))?
-        {
-            Scan::Frame(frame) => {
-                check_offset(&frame, segment.next_offset(), &|| path.to_path_buf())?;
-                segment.push(frame.position, frame.arrival_ms, frame.len);
-            }
-            Scan::End => return Ok((segment, None)),
-            Scan::Torn { position, reason } => return Ok((segment, Some((position, reason)))),
-        }
-    }
-}
-
-/// Creates a new, empty segment file for reading and writing.
-fn create_segment_file(path: &Path) -> Result<File, Error> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|error| Error::io(path, error))
-}
-
+/// Fsyncs a directory, so that the names created or deleted in it survive a machine crash.
 fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|dir| dir.sync_all())
         .map_err(|error| Error::io(dir, error))
-}
-
-fn corrupt(path: impl Into<PathBuf>, reason: String) -> Error {
-    Error::Corrupt {
-        path: path.into(),
-        reason,
-    }
 }
 
 /// Milliseconds since the Unix epoch, rounded down (0 before the epoch).
@@ -1123,6 +954,11 @@ mod tests {
         assert_eq!(read_all(&mut log), written[first as usize..]);
         assert_eq!(log.offset_at_time(at_millis(1_037)).unwrap(), 37);
         assert_eq!(log.offset_at_time(UNIX_EPOCH).unwrap(), first);
+        // A read from before the first retained record starts at it, as in memory.
+        assert_eq!(
+            log.read(0, 1, usize::MAX).unwrap(),
+            written[first as usize..=first as usize]
+        );
 
         // Everything is old now, but the active segment stays.
         log.trim_before(at_millis(1_000_000)).unwrap();

@@ -3,6 +3,7 @@
 mod disk;
 mod frame;
 mod memory;
+mod recovery;
 mod segment;
 
 use std::time::SystemTime;

@@ -5,12 +5,13 @@
 //! with one entry per [`INDEX_EVERY_RECORDS`] records or [`INDEX_EVERY_BYTES`] bytes, so memory
 //! does not grow with the data.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::frame::{self, Decoded, FrameInfo};
+use crate::Error;
 
 /// The file extension of segment files.
 const EXTENSION: &str = "log";
@@ -40,6 +41,24 @@ pub(super) fn parse_segment_name(name: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// Creates a new, empty segment file, open for reading and writing.
+pub(super) fn create_segment_file(path: &Path) -> Result<File, Error> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|error| Error::io(path, error))
+}
+
+/// The error for a segment file holding what no writer of ours wrote.
+pub(super) fn corrupt(path: impl Into<PathBuf>, reason: String) -> Error {
+    Error::Corrupt {
+        path: path.into(),
+        reason,
+    }
 }
 
 /// A point in a segment a scan can start from.
@@ -185,6 +204,34 @@ pub(super) struct ScannedFrame<'a> {
     pub(super) data: &'a [u8],
 }
 
+impl ScannedFrame<'_> {
+    /// `Corrupt` (naming the file `path` returns) unless the frame holds the `expected`
+    /// offset: the offsets of a shard are contiguous.
+    pub(super) fn check_offset(
+        &self,
+        expected: u64,
+        path: impl FnOnce() -> PathBuf,
+    ) -> Result<(), Error> {
+        if self.offset == u64::MAX {
+            // No offset follows it, so no log of ours holds it.
+            return Err(corrupt(
+                path(),
+                format!("frame at byte {} holds offset u64::MAX", self.position),
+            ));
+        }
+        if self.offset == expected {
+            return Ok(());
+        }
+        Err(corrupt(
+            path(),
+            format!(
+                "frame at byte {} holds offset {}, expected {expected}",
+                self.position, self.offset
+            ),
+        ))
+    }
+}
+
 /// What a [`FrameScanner`] found next.
 #[derive(Debug)]
 pub(super) enum Scan<'a> {
@@ -296,6 +343,61 @@ impl<'f> FrameScanner<'f> {
         let read = read_at_most(self.file, &mut self.buf[have..], position + have as u64)?;
         self.buf.truncate(have + read);
         Ok(self.buf.len() >= needed)
+    }
+}
+
+/// The frames of a retained segment from a known frame on. These were whole when written, so a
+/// tear, a gap in the offsets or an early end is corruption here.
+pub(super) struct SegmentFrames<'a> {
+    scanner: FrameScanner<'a>,
+    dir: &'a Path,
+    segment: &'a Segment,
+    expected: u64,
+}
+
+impl<'a> SegmentFrames<'a> {
+    /// Frames of `segment` from the one for `offset` at byte `position`.
+    pub(super) fn new(
+        dir: &'a Path,
+        segment: &'a Segment,
+        file: &'a File,
+        offset: u64,
+        position: u64,
+    ) -> Self {
+        SegmentFrames {
+            scanner: FrameScanner::new(file, position, segment.len()),
+            dir,
+            segment,
+            expected: offset,
+        }
+    }
+
+    /// The next frame, `None` at the end of the segment.
+    pub(super) fn next(&mut self) -> Result<Option<ScannedFrame<'_>>, Error> {
+        let path = || segment_path(self.dir, self.segment.base_offset());
+        match self
+            .scanner
+            .next_frame()
+            .map_err(|error| Error::io(path(), error))?
+        {
+            Scan::Frame(frame) => {
+                frame.check_offset(self.expected, path)?;
+                self.expected += 1;
+                Ok(Some(frame))
+            }
+            Scan::End if self.expected == self.segment.next_offset() => Ok(None),
+            Scan::End => Err(corrupt(
+                path(),
+                format!(
+                    "frames end at offset {}, not {} as written",
+                    self.expected,
+                    self.segment.next_offset()
+                ),
+            )),
+            Scan::Torn { position, reason } => {
+                Err(corrupt(path(), format!("{reason} at byte {position}")))
+            }
+        }
     }
 }
 
