@@ -51,6 +51,44 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A fenced lease operation (renew, checkpoint, release, handoff) was refused because the
+    /// lease is no longer held with the owner and epoch presented: another worker took it, or it
+    /// was released. Nothing was written. The caller must stop processing the shard.
+    #[error("lease lost on {lease}: {message}")]
+    LeaseLost {
+        /// The lease, as `stream/shard`.
+        lease: String,
+        /// Who holds it now, at which epoch, and what was presented.
+        message: String,
+    },
+    /// A conditional lease write found the lease in another state than the caller assumed (its
+    /// epoch moved on, it is held and not expired, no handoff was requested). Nothing was
+    /// written; re-read the lease before deciding again.
+    #[error("lease conflict on {lease}: {message}")]
+    LeaseConflict {
+        /// The lease, as `stream/shard`.
+        lease: String,
+        /// Which precondition failed.
+        message: String,
+    },
+    /// A checkpoint would move a lease's position backwards (below the current sequence
+    /// number, or anything after `SHARD_END`). Nothing was written.
+    #[error("checkpoint on {lease} would move backwards from {current} to {attempted}")]
+    CheckpointBackwards {
+        /// The lease, as `stream/shard`.
+        lease: String,
+        /// The checkpoint stored now.
+        current: String,
+        /// The checkpoint that was refused.
+        attempted: String,
+    },
+    /// The backend failed in a way retrying will not fix (a schema that does not match, a row
+    /// that does not decode, a permission the database refuses).
+    #[error("storage failure: {message}")]
+    Storage {
+        /// What failed, naming the backend.
+        message: String,
+    },
 }
 
 impl Error {

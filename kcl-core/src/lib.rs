@@ -21,6 +21,7 @@
 
 mod error;
 mod hash_key;
+mod lease;
 mod position;
 mod record;
 mod sequence_number;
@@ -28,9 +29,18 @@ mod shard;
 mod shard_id;
 mod source;
 mod stream_name;
+pub mod worker;
 
 pub use error::Error;
 pub use hash_key::{HashKey, HashKeyRange};
+#[cfg(feature = "test-util")]
+pub use lease::conformance as lease_store_conformance;
+#[cfg(feature = "test-util")]
+pub use lease::load as lease_store_load;
+pub use lease::{
+    Checkpoint, CheckpointUpdate, Fence, InMemoryLeaseStore, Lease, LeaseKey, LeaseRow, LeaseStore,
+    MAX_WORKER_ID_LEN, NewLease, PendingCheckpoint, TakeMode, WorkerId, lease_duration_millis,
+};
 pub use position::StartingPosition;
 pub use record::{MAX_PARTITION_KEY_CHARS, PartitionKey, Record};
 pub use sequence_number::SequenceNumber;

@@ -13,7 +13,7 @@ use crate::metadata::StreamMetadata;
 use crate::put::{PutRecordOutput, PutRecordsEntry};
 use crate::reader::EngineShardReader;
 use crate::shard_filter::ShardFilter;
-use crate::stream::{Stream, StreamDescription, StreamOptions};
+use crate::stream::{Stream, StreamDescription, StreamOptions, StreamSummary};
 
 /// The local stream engine. Cheap to clone: clones share the same streams.
 ///
@@ -122,6 +122,11 @@ impl Engine {
     /// Describes a stream and all its shards within retention.
     pub fn describe_stream(&self, name: &str) -> Result<StreamDescription, Error> {
         Ok(self.stream(name)?.describe())
+    }
+
+    /// Summarizes a stream without listing its shards.
+    pub fn describe_stream_summary(&self, name: &str) -> Result<StreamSummary, Error> {
+        Ok(self.stream(name)?.summary())
     }
 
     /// The names of all streams, in order.

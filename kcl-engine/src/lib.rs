@@ -4,7 +4,9 @@
 //! Kinesis starting position that wait for new records instead of polling; splits, merges and
 //! uniform rescaling with lineage; retention; optional per-shard throughput limits; and per-shard
 //! append-only segment files that survive a crash. The engine is a
-//! [`StreamSource`](kcl_core::StreamSource), so the worker reads it in-process.
+//! [`StreamSource`](kcl_core::StreamSource), so the worker reads it in-process. With the `http`
+//! feature, [`http::KinesisServer`] serves it over the Kinesis JSON API, so boto3, the AWS CLI,
+//! the AWS SDKs and `kcl-kinesis` use it as they would Kinesis.
 //!
 //! ```
 //! use kcl_core::StartingPosition;
@@ -44,6 +46,9 @@ mod shard_filter;
 mod source;
 mod stream;
 
+#[cfg(feature = "http")]
+pub mod http;
+
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Durability, EngineConfig, Storage, ThroughputLimits};
 pub use engine::Engine;
@@ -53,5 +58,5 @@ pub use reader::{EngineShardReader, MAX_READ_BYTES, MAX_READ_RECORDS};
 pub use shard_filter::ShardFilter;
 pub use stream::{
     DEFAULT_MAX_RECORD_SIZE_KIB, MAX_MAX_RECORD_SIZE_KIB, MAX_OPEN_SHARDS, MAX_RETENTION_HOURS,
-    MIN_RETENTION_HOURS, StreamDescription, StreamOptions, StreamStatus,
+    MIN_RETENTION_HOURS, StreamDescription, StreamOptions, StreamStatus, StreamSummary,
 };

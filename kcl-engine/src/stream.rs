@@ -132,6 +132,24 @@ pub struct StreamDescription {
     pub tags: BTreeMap<String, String>,
 }
 
+/// What `describe_stream_summary` reports: a stream's facts without its shard list, so it costs
+/// the same whatever the number of shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// The stream's name.
+    pub name: StreamName,
+    /// Its status.
+    pub status: StreamStatus,
+    /// When it was created.
+    pub created_at: SystemTime,
+    /// Retention period in hours.
+    pub retention_hours: u32,
+    /// Largest accepted record, in KiB.
+    pub max_record_size_kib: u32,
+    /// How many shards are open.
+    pub open_shard_count: usize,
+}
+
 pub(crate) struct Stream {
     pub(crate) name: StreamName,
     pub(crate) config: Arc<EngineConfig>,
@@ -451,6 +469,18 @@ impl Stream {
                 .collect(),
             open_shard_count: state.open.len(),
             tags: state.tags.clone(),
+        }
+    }
+
+    pub(crate) fn summary(&self) -> StreamSummary {
+        let state = self.read();
+        StreamSummary {
+            name: self.name.clone(),
+            status: StreamStatus::Active,
+            created_at: state.created_at,
+            retention_hours: state.retention_hours,
+            max_record_size_kib: u32::try_from(state.max_record_bytes / 1024).unwrap_or(u32::MAX),
+            open_shard_count: state.open.len(),
         }
     }
 

@@ -163,13 +163,12 @@ impl DiskLog {
             return (index, offset, 0);
         };
         let (mut start, mut position) = segment.seek_offset(offset);
-        if let Some(cursor) = self.cursor {
-            if cursor.base_offset == segment.base_offset()
-                && (start..=offset).contains(&cursor.offset)
-                && cursor.position <= segment.len()
-            {
-                (start, position) = (cursor.offset, cursor.position);
-            }
+        if let Some(cursor) = self.cursor
+            && cursor.base_offset == segment.base_offset()
+            && (start..=offset).contains(&cursor.offset)
+            && cursor.position <= segment.len()
+        {
+            (start, position) = (cursor.offset, cursor.position);
         }
         (index, start, position)
     }

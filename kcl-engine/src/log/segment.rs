@@ -136,18 +136,17 @@ impl Segment {
     /// Notes that the record `offset` (the segment's next) was written at `position` in a frame
     /// of `frame_len` bytes. Called in offset order, on append and when scanning at open.
     pub(super) fn push(&mut self, position: u64, arrival_ms: u64, frame_len: u64) {
-        if let Some(max_before) = self.max_arrival_ms {
-            if self.records_since_entry >= INDEX_EVERY_RECORDS
-                || self.bytes_since_entry >= INDEX_EVERY_BYTES
-            {
-                self.index.push(IndexEntry {
-                    offset: self.next_offset,
-                    position,
-                    max_arrival_before_ms: max_before,
-                });
-                self.records_since_entry = 0;
-                self.bytes_since_entry = 0;
-            }
+        if let Some(max_before) = self.max_arrival_ms
+            && (self.records_since_entry >= INDEX_EVERY_RECORDS
+                || self.bytes_since_entry >= INDEX_EVERY_BYTES)
+        {
+            self.index.push(IndexEntry {
+                offset: self.next_offset,
+                position,
+                max_arrival_before_ms: max_before,
+            });
+            self.records_since_entry = 0;
+            self.bytes_since_entry = 0;
         }
         self.records_since_entry += 1;
         self.bytes_since_entry += frame_len;

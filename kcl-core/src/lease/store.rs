@@ -1,0 +1,147 @@
+//! The `LeaseStore` trait: the seam between the worker and the table of leases.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::lease::{CheckpointUpdate, Fence, Lease, LeaseKey, NewLease, TakeMode, WorkerId};
+use crate::{Error, ShardId, StreamName};
+
+/// Where workers agree who processes which shard and where each shard's checkpoint is.
+///
+/// Backends: [`InMemoryLeaseStore`](crate::InMemoryLeaseStore) (the reference, one process),
+/// `kcl_store_sqlite::SqliteLeaseStore` (several processes on one machine) and
+/// `kcl_store_postgres::PostgresLeaseStore` (many machines). Every backend passes the same
+/// conformance suite (`kcl_core::lease_store_conformance`, feature `test-util`).
+///
+/// # Contract
+///
+/// A lease is a row per (stream, shard): owner, epoch, expiry, checkpoint, pending checkpoint,
+/// parent and child shard ids, handoff target.
+///
+/// 1. **Store clock.** Expiry is set and judged on the store's clock (the database server's
+///    `now()`, the machine's clock for SQLite, the process's monotonic clock in memory), never by
+///    comparing the clocks of different workers. `Lease::time_left` is the time left when read.
+/// 2. **Create if absent.** [`create_lease_if_absent`](Self::create_lease_if_absent) inserts an
+///    unowned lease at epoch 0 and returns `true`, or changes nothing and returns `false` if the
+///    key exists. Under any race exactly one caller gets `true`, and the stored lease is that
+///    caller's.
+/// 3. **Take.** [`take_lease`](Self::take_lease) is one conditional write on the epoch the
+///    caller saw. It succeeds only if the epoch is still `seen_epoch` and, for
+///    [`TakeMode::IfAvailable`], the lease is unowned or expired; [`TakeMode::Steal`] also takes
+///    a held lease. It bumps the epoch, sets the owner and the expiry (`duration` from now) and
+///    clears a handoff request. Of any number of racing takes on one epoch, at most one
+///    succeeds; the others get [`Error::LeaseConflict`].
+/// 4. **Fencing.** [`renew_lease`](Self::renew_lease), [`checkpoint`](Self::checkpoint),
+///    [`release_lease`](Self::release_lease), [`complete_handoff`](Self::complete_handoff) and
+///    [`record_child_shards`](Self::record_child_shards) are conditional writes on the
+///    caller's [`Fence`] (owner and epoch). A mismatch is [`Error::LeaseLost`] and writes
+///    nothing: once another worker took the lease, its previous owner can never write to it
+///    again. Fencing is by epoch, not by time: an owner whose lease expired may still renew or
+///    checkpoint as long as nobody took it.
+/// 5. **Checkpoints never move backwards** (see
+///    [`Checkpoint::may_follow`](crate::Checkpoint::may_follow)): a lower sequence number, an
+///    initial sentinel after a sequence number, anything but `SHARD_END` after `SHARD_END`, or a
+///    pending checkpoint behind the committed one is [`Error::CheckpointBackwards`], and writes
+///    nothing. Sequence numbers compare as numbers. Writing the current checkpoint again
+///    succeeds, so a retried write is harmless.
+/// 6. **Release** leaves the lease unowned with its checkpoint and epoch; any worker may take it
+///    at once.
+/// 7. **Handoff.** [`request_handoff`](Self::request_handoff) (conditional on the epoch seen)
+///    records the requester as `handoff_to`; the owner sees it on its next renew or read,
+///    finishes, checkpoints and calls [`complete_handoff`](Self::complete_handoff), which makes
+///    the requester the owner at the next epoch in one write. A take clears the request, so a
+///    requester that gives up waiting steals.
+/// 8. **Workers.** [`heartbeat`](Self::heartbeat) registers a worker or refreshes it;
+///    [`live_workers`](Self::live_workers) lists those whose last heartbeat is younger than the
+///    timeout, on the store's clock.
+/// 9. **Errors.** An unknown lease is [`Error::NotFound`] (kind `lease`). Transient failures
+///    (connection lost, database restarting or busy) are [`Error::Unavailable`]
+///    ([`Error::is_transient`]): retry with backoff. After a transient error the outcome of a
+///    write is unknown: re-read the lease, or retry the same write (takes excepted, a retried
+///    write of the same values is harmless). Lost leases, conflicts and backwards checkpoints
+///    are decisions: never retry them as they are.
+/// 10. **Text** (worker ids, application state bytes) is stored and read back unchanged; stores
+///     never build SQL from it.
+#[async_trait]
+pub trait LeaseStore: Send + Sync + Debug {
+    /// Creates `lease` unowned at epoch 0 unless its key exists; `true` if this call created it.
+    async fn create_lease_if_absent(&self, lease: &NewLease) -> Result<bool, Error>;
+
+    /// The lease for `key`, `None` if there is none.
+    async fn get_lease(&self, key: &LeaseKey) -> Result<Option<Lease>, Error>;
+
+    /// Every lease of `stream`, ordered by shard id.
+    async fn list_leases(&self, stream: &StreamName) -> Result<Vec<Lease>, Error>;
+
+    /// Takes the lease for `taker` if its epoch is still `seen_epoch` (and, unless `mode` is
+    /// [`TakeMode::Steal`], it is unowned or expired), for `duration`. Returns the lease as
+    /// taken, with its new epoch.
+    async fn take_lease(
+        &self,
+        key: &LeaseKey,
+        seen_epoch: u64,
+        taker: &WorkerId,
+        mode: TakeMode,
+        duration: Duration,
+    ) -> Result<Lease, Error>;
+
+    /// Extends the holder's lease to `duration` from now; fenced. Returns the lease, whose
+    /// `handoff_to` tells the owner whether another worker asked for it.
+    async fn renew_lease(
+        &self,
+        key: &LeaseKey,
+        fence: &Fence,
+        duration: Duration,
+    ) -> Result<Lease, Error>;
+
+    /// Leaves the lease unowned, keeping its checkpoint; fenced.
+    async fn release_lease(&self, key: &LeaseKey, fence: &Fence) -> Result<(), Error>;
+
+    /// Writes the committed and pending checkpoints; fenced, never backwards.
+    async fn checkpoint(
+        &self,
+        key: &LeaseKey,
+        fence: &Fence,
+        update: &CheckpointUpdate,
+    ) -> Result<(), Error>;
+
+    /// Asks the owner to hand the lease to `requester`; conditional on `seen_epoch`, and the
+    /// lease must be owned by another worker.
+    async fn request_handoff(
+        &self,
+        key: &LeaseKey,
+        seen_epoch: u64,
+        requester: &WorkerId,
+    ) -> Result<(), Error>;
+
+    /// Hands the lease to the worker that requested it, for `duration`; fenced on the current
+    /// owner. Returns the lease as handed over.
+    async fn complete_handoff(
+        &self,
+        key: &LeaseKey,
+        fence: &Fence,
+        duration: Duration,
+    ) -> Result<Lease, Error>;
+
+    /// Records the shards this one was split or merged into; fenced.
+    async fn record_child_shards(
+        &self,
+        key: &LeaseKey,
+        fence: &Fence,
+        children: &[ShardId],
+    ) -> Result<(), Error>;
+
+    /// Deletes the lease (a finished parent whose children all started); `true` if it existed.
+    async fn delete_lease(&self, key: &LeaseKey) -> Result<bool, Error>;
+
+    /// Registers `worker` or refreshes its heartbeat, on the store's clock.
+    async fn heartbeat(&self, worker: &WorkerId) -> Result<(), Error>;
+
+    /// Removes `worker` from the live workers (graceful shutdown).
+    async fn deregister_worker(&self, worker: &WorkerId) -> Result<(), Error>;
+
+    /// Workers whose last heartbeat is younger than `timeout` on the store's clock, ordered by id.
+    async fn live_workers(&self, timeout: Duration) -> Result<Vec<WorkerId>, Error>;
+}

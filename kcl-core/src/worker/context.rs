@@ -1,0 +1,111 @@
+//! What a worker's tasks share: identity, settings, seams, the leases held, and counters.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::lease::{Fence, LeaseKey, LeaseStore, WorkerId};
+use crate::worker::metrics::WorkerMetrics;
+use crate::worker::{RecordProcessorFactory, WorkerConfig};
+use crate::{ShardId, StreamName, StreamSource};
+
+/// Why a shard consumer must stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Keep going.
+    Running,
+    /// Another worker asked for the lease: finish the batch, let the processor checkpoint, hand
+    /// the lease over.
+    Handoff,
+    /// The worker shuts down: let the processor checkpoint, release the lease.
+    Shutdown,
+    /// Another worker took the lease: stop without writing.
+    LeaseLost,
+}
+
+/// A lease this worker holds, and how to tell its consumer to stop.
+pub(crate) struct HeldLease {
+    pub(crate) fence: Fence,
+    pub(crate) stop: watch::Sender<Stop>,
+}
+
+/// Something the coordinator should react to at once rather than at its next tick.
+#[derive(Debug)]
+pub(crate) enum WorkerEvent {
+    /// A shard was processed to its end: its children may be takeable now.
+    ShardEnded,
+}
+
+pub(crate) struct WorkerContext {
+    pub(crate) id: WorkerId,
+    pub(crate) stream: StreamName,
+    pub(crate) config: WorkerConfig,
+    pub(crate) source: Arc<dyn StreamSource>,
+    pub(crate) store: Arc<dyn LeaseStore>,
+    pub(crate) factory: Arc<dyn RecordProcessorFactory>,
+    held: Mutex<BTreeMap<ShardId, HeldLease>>,
+    pub(crate) events: mpsc::UnboundedSender<WorkerEvent>,
+    pub(crate) metrics: WorkerMetrics,
+    /// Set at graceful shutdown: the worker no longer heartbeats.
+    pub(crate) leaving: AtomicBool,
+}
+
+impl WorkerContext {
+    pub(crate) fn new(
+        id: WorkerId,
+        stream: StreamName,
+        config: WorkerConfig,
+        source: Arc<dyn StreamSource>,
+        store: Arc<dyn LeaseStore>,
+        factory: Arc<dyn RecordProcessorFactory>,
+        events: mpsc::UnboundedSender<WorkerEvent>,
+    ) -> Self {
+        WorkerContext {
+            id,
+            stream,
+            config,
+            source,
+            store,
+            factory,
+            held: Mutex::new(BTreeMap::new()),
+            events,
+            metrics: WorkerMetrics::default(),
+            leaving: AtomicBool::new(false),
+        }
+    }
+
+    /// The leases held. Nothing awaits while it is locked.
+    pub(crate) fn held(&self) -> MutexGuard<'_, BTreeMap<ShardId, HeldLease>> {
+        self.held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn key(&self, shard: &ShardId) -> LeaseKey {
+        LeaseKey::new(self.stream.clone(), shard.clone())
+    }
+
+    /// Tells the consumer of `shard` to stop, if it still holds the lease at `fence`. A lost
+    /// lease overrides any other reason; otherwise the first reason wins.
+    pub(crate) fn signal(&self, shard: &ShardId, fence: &Fence, stop: Stop) {
+        if let Some(held) = self.held().get(shard).filter(|held| &held.fence == fence) {
+            held.stop.send_if_modified(|current| {
+                let change = *current == Stop::Running || stop == Stop::LeaseLost;
+                if change {
+                    *current = stop;
+                }
+                change
+            });
+        }
+    }
+
+    /// Forgets `shard` if it is still held at `fence`.
+    pub(crate) fn forget(&self, shard: &ShardId, fence: &Fence) {
+        let mut held = self.held();
+        if held.get(shard).is_some_and(|h| &h.fence == fence) {
+            held.remove(shard);
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The worker: its builder, its coordinating task, and the handle that stops it.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
+use tracing::Instrument;
+
+use crate::lease::{LeaseStore, WorkerId};
+use crate::worker::context::{Stop, WorkerContext, WorkerEvent};
+use crate::worker::lease_renewer::renew_leases;
+use crate::worker::lease_taker::LeaseTaker;
+use crate::worker::metrics::MetricsSnapshot;
+use crate::worker::shard_sync::{create_missing_leases, delete_finished_parents};
+use crate::worker::{RecordProcessorFactory, WorkerConfig};
+use crate::{Error, ShardId, StreamName, StreamSource};
+
+/// Processes a stream's shards together with the other workers sharing its lease store.
+///
+/// ```no_run
+/// # async fn example(
+/// #     source: std::sync::Arc<dyn kcl_core::StreamSource>,
+/// #     store: std::sync::Arc<dyn kcl_core::LeaseStore>,
+/// # ) -> Result<(), kcl_core::Error> {
+/// use kcl_core::worker::{Worker, process_with};
+///
+/// let worker = Worker::builder()
+///     .stream("readings")?
+///     .source(source)
+///     .lease_store(store)
+///     .processor_factory(process_with(|_shard, records| {
+///         println!("{} records", records.len());
+///         Ok(())
+///     }))
+///     .build()?;
+/// let handle = worker.start();
+/// // ... later
+/// handle.shutdown().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Worker {
+    ctx: Arc<WorkerContext>,
+    events: mpsc::UnboundedReceiver<WorkerEvent>,
+}
+
+/// Assembles a [`Worker`].
+#[derive(Default)]
+pub struct WorkerBuilder {
+    stream: Option<StreamName>,
+    source: Option<Arc<dyn StreamSource>>,
+    store: Option<Arc<dyn LeaseStore>>,
+    factory: Option<Arc<dyn RecordProcessorFactory>>,
+    config: WorkerConfig,
+    name: Option<String>,
+}
+
+impl WorkerBuilder {
+    /// The stream to process (required).
+    pub fn stream(mut self, stream: &str) -> Result<Self, Error> {
+        self.stream = Some(StreamName::new(stream)?);
+        Ok(self)
+    }
+
+    /// Where records are read (required).
+    pub fn source(mut self, source: Arc<dyn StreamSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Where leases and checkpoints are kept (required).
+    pub fn lease_store(mut self, store: Arc<dyn LeaseStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Makes the application's processor for each shard (required).
+    pub fn processor_factory(mut self, factory: impl RecordProcessorFactory + 'static) -> Self {
+        self.factory = Some(Arc::new(factory));
+        self
+    }
+
+    /// The settings; defaults otherwise.
+    pub fn config(mut self, config: WorkerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// A readable prefix for the worker's id (defaults to `worker`); the id adds the process
+    /// id, the start time and a counter, so every start is a new worker.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// Checks the settings and builds the worker.
+    pub fn build(self) -> Result<Worker, Error> {
+        self.config.validate()?;
+        let missing = |what: &'static str| Error::invalid(what, "is required");
+        let (events, receiver) = mpsc::unbounded_channel();
+        let ctx = WorkerContext::new(
+            WorkerId::unique(self.name.as_deref().unwrap_or("worker"))?,
+            self.stream.ok_or_else(|| missing("stream"))?,
+            self.config,
+            self.source.ok_or_else(|| missing("source"))?,
+            self.store.ok_or_else(|| missing("lease_store"))?,
+            self.factory.ok_or_else(|| missing("processor_factory"))?,
+            events,
+        );
+        Ok(Worker {
+            ctx: Arc::new(ctx),
+            events: receiver,
+        })
+    }
+}
+
+impl Worker {
+    /// A builder.
+    pub fn builder() -> WorkerBuilder {
+        WorkerBuilder::default()
+    }
+
+    /// This worker's id, unique to this start.
+    pub fn id(&self) -> &WorkerId {
+        &self.ctx.id
+    }
+
+    /// Starts the worker on the current Tokio runtime.
+    pub fn start(self) -> WorkerHandle {
+        let (shutdown, shutdown_requested) = watch::channel(false);
+        let span = tracing::info_span!("worker", id = %self.ctx.id, stream = %self.ctx.stream);
+        let ctx = Arc::clone(&self.ctx);
+        let task = tokio::spawn(coordinate(ctx, self.events, shutdown_requested).instrument(span));
+        WorkerHandle {
+            ctx: self.ctx,
+            shutdown,
+            task,
+        }
+    }
+}
+
+/// Controls a running worker.
+pub struct WorkerHandle {
+    ctx: Arc<WorkerContext>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// The worker's id.
+    pub fn id(&self) -> &WorkerId {
+        &self.ctx.id
+    }
+
+    /// The shards whose leases the worker holds now.
+    pub fn held_shards(&self) -> Vec<ShardId> {
+        self.ctx.held().keys().cloned().collect()
+    }
+
+    /// The worker's counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.ctx.metrics.snapshot()
+    }
+
+    /// Stops gracefully: every processor gets `shutdown_requested` (and may checkpoint), every
+    /// lease is released at once so that other workers take it at their next taker cycle, and
+    /// the worker leaves the live-worker list.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        let _ = self.shutdown.send(true);
+        self.task.await.map_err(|error| Error::Unavailable {
+            message: format!("the worker's task failed: {error}"),
+        })
+    }
+
+    /// Stops at once, as a crash would: nothing is checkpointed or released, and other workers
+    /// take the leases once they expire.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// The worker's main task: takes and balances leases, syncs shards, reacts to shard ends, and
+/// shuts down. Consumers and the renewer run in a `JoinSet` it owns, so aborting this task
+/// stops them all.
+async fn coordinate(
+    ctx: Arc<WorkerContext>,
+    mut events: mpsc::UnboundedReceiver<WorkerEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tasks = JoinSet::new();
+    if let Err(error) = ctx.store.heartbeat(&ctx.id).await {
+        tracing::warn!(%error, "first heartbeat failed");
+    }
+    tasks.spawn(renew_leases(Arc::clone(&ctx)).in_current_span());
+    sync_shards(&ctx).await;
+    let mut taker = LeaseTaker::new(Arc::clone(&ctx));
+    let mut taker_ticks = interval(ctx.config.taker_interval);
+    taker_ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The first cycle only takes available leases; balancing starts half a renewal interval
+    // later, once workers that started together have all registered their heartbeats.
+    let soon = taker.run_cycle(&mut tasks).await;
+    let first_balancing = ctx.config.renewal_interval() / 2;
+    taker_ticks.reset_after(soon.map_or(first_balancing, |soon| soon.min(first_balancing)));
+    let sync_every = ctx.config.shard_sync_interval;
+    let mut sync_ticks = interval_at(Instant::now() + sync_every, sync_every);
+    sync_ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = taker_ticks.tick() => {
+                if let Some(soon) = taker.run_cycle(&mut tasks).await
+                    && soon < ctx.config.taker_interval
+                {
+                    taker_ticks.reset_after(soon);
+                }
+            }
+            _ = sync_ticks.tick() => sync_shards(&ctx).await,
+            Some(WorkerEvent::ShardEnded) = events.recv() => {
+                let _ = taker.run_cycle(&mut tasks).await;
+                if let Err(error) = delete_finished_parents(&ctx).await {
+                    tracing::warn!(%error, "cleaning up finished leases failed");
+                }
+            }
+            Some(joined) = tasks.join_next() => {
+                if let Err(error) = joined {
+                    tracing::error!(%error, "a worker task ended abnormally");
+                }
+            }
+        }
+    }
+    shut_down(&ctx, tasks).await;
+}
+
+async fn sync_shards(ctx: &WorkerContext) {
+    if let Err(error) = create_missing_leases(ctx).await {
+        tracing::warn!(%error, "shard sync failed");
+    }
+    if let Err(error) = delete_finished_parents(ctx).await {
+        tracing::warn!(%error, "cleaning up finished leases failed");
+    }
+}
+
+/// Leaves the live-worker list (so that the others' share grows before the leases come free),
+/// tells every consumer to stop, and waits (up to a lease duration) for them to checkpoint and
+/// release.
+async fn shut_down(ctx: &WorkerContext, mut tasks: JoinSet<()>) {
+    ctx.leaving.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Err(error) = ctx.store.deregister_worker(&ctx.id).await {
+        tracing::warn!(%error, "leaving the live-worker list failed");
+    }
+    let held: Vec<_> = ctx
+        .held()
+        .iter()
+        .map(|(shard, held)| (shard.clone(), held.fence.clone()))
+        .collect();
+    for (shard, fence) in &held {
+        ctx.signal(shard, fence, Stop::Shutdown);
+    }
+    let deadline = Instant::now() + ctx.config.lease_duration;
+    while !ctx.held().is_empty() {
+        tokio::select! {
+            joined = tasks.join_next() => if joined.is_none() { break },
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!("consumers did not stop within a lease duration");
+                break;
+            }
+        }
+    }
+    tasks.abort_all();
+}

@@ -1,0 +1,56 @@
+//! Keeping held leases alive, on a task of its own so that slow processing never costs a lease.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures::future::join_all;
+use tokio::time::{MissedTickBehavior, interval};
+
+use crate::Error;
+use crate::worker::context::{Stop, WorkerContext};
+use crate::worker::metrics::WorkerMetrics;
+
+/// Every renewal interval: refreshes the worker's heartbeat and renews every held lease. A
+/// renewal that reveals a handoff request tells the consumer to hand over; one that finds the
+/// lease taken tells it the lease is lost.
+pub(crate) async fn renew_leases(ctx: Arc<WorkerContext>) {
+    let mut ticks = interval(ctx.config.renewal_interval());
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if !ctx.leaving.load(Ordering::SeqCst)
+            && let Err(error) = ctx.store.heartbeat(&ctx.id).await
+        {
+            tracing::warn!(%error, "heartbeat failed");
+        }
+        let held: Vec<_> = ctx
+            .held()
+            .iter()
+            .map(|(shard, held)| (shard.clone(), held.fence.clone()))
+            .collect();
+        let renewals = held.iter().map(|(shard, fence)| {
+            let ctx = Arc::clone(&ctx);
+            async move {
+                let key = ctx.key(shard);
+                match ctx
+                    .store
+                    .renew_lease(&key, fence, ctx.config.lease_duration)
+                    .await
+                {
+                    Ok(lease) => {
+                        if lease.handoff_to.as_ref().is_some_and(|to| to != &ctx.id) {
+                            ctx.signal(shard, fence, Stop::Handoff);
+                        }
+                    }
+                    Err(Error::LeaseLost { .. }) => {
+                        tracing::info!(lease = %key, "lease lost to another worker");
+                        WorkerMetrics::add(&ctx.metrics.leases_lost, 1);
+                        ctx.signal(shard, fence, Stop::LeaseLost);
+                    }
+                    Err(error) => tracing::warn!(lease = %key, %error, "renewal failed"),
+                }
+            }
+        });
+        join_all(renewals).await;
+    }
+}

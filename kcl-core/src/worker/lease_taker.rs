@@ -1,0 +1,239 @@
+//! Taking leases: unowned and expired ones first, then balancing by asking owners above their
+//! share to hand leases over, several per cycle, stealing when a handoff times out.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::lease::{Checkpoint, Lease, TakeMode, WorkerId};
+use crate::worker::context::WorkerContext;
+use crate::worker::metrics::WorkerMetrics;
+use crate::worker::shard_consumer;
+use crate::worker::shard_sync::parents_finished;
+use crate::{Error, ShardId};
+
+/// Runs the taking cycles of one worker and remembers the handoffs it asked for.
+pub(crate) struct LeaseTaker {
+    ctx: Arc<WorkerContext>,
+    /// Handoffs requested: shard → when, and at which epoch.
+    requested: HashMap<ShardId, (Instant, u64)>,
+    /// Cycles run so far. The first only takes available leases: balancing waits until workers
+    /// starting together have all heartbeated.
+    cycles: u64,
+}
+
+impl LeaseTaker {
+    pub(crate) fn new(ctx: Arc<WorkerContext>) -> Self {
+        LeaseTaker {
+            ctx,
+            requested: HashMap::new(),
+            cycles: 0,
+        }
+    }
+
+    /// One cycle. Errors of the store are logged; the next cycle tries again. Returns how soon
+    /// another cycle would find something to do, if sooner than usual: a pending handoff (the
+    /// owner notices it at its next renewal), or a lease whose owner stopped renewing it (it
+    /// can be taken the moment it expires).
+    pub(crate) async fn run_cycle(&mut self, consumers: &mut JoinSet<()>) -> Option<Duration> {
+        let expiring = match self.cycle(consumers).await {
+            Ok(expiring) => expiring,
+            Err(error) => {
+                tracing::warn!(%error, "taking leases failed");
+                None
+            }
+        };
+        self.cycles += 1;
+        // The owner answers at its next renewal, at any moment within a renewal interval: look
+        // four times per interval so the lease starts here soon after it is handed over.
+        let handoffs = (!self.requested.is_empty()).then(|| self.ctx.config.renewal_interval() / 4);
+        match (handoffs, expiring) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The time until the first lease whose owner missed a renewal expires (plus a margin for
+    /// clocks read at different moments).
+    fn next_expiry(&self, leases: &[Lease]) -> Option<Duration> {
+        let config = &self.ctx.config;
+        leases
+            .iter()
+            .filter(|lease| {
+                lease.checkpoint != Checkpoint::ShardEnd && !lease.is_held_by(&self.ctx.id)
+            })
+            .filter_map(|lease| lease.time_left)
+            .filter(|left| {
+                !left.is_zero() && *left + config.renewal_interval() < config.lease_duration
+            })
+            .min()
+            .map(|left| left + Duration::from_millis(20))
+    }
+
+    async fn cycle(&mut self, consumers: &mut JoinSet<()>) -> Result<Option<Duration>, Error> {
+        let ctx = Arc::clone(&self.ctx);
+        let leases = ctx.store.list_leases(&ctx.stream).await?;
+        let mut workers = ctx.store.live_workers(ctx.config.lease_duration).await?;
+        if !workers.contains(&ctx.id) {
+            workers.push(ctx.id.clone());
+        }
+        let by_shard: BTreeMap<ShardId, &Lease> = leases
+            .iter()
+            .map(|lease| (lease.key.shard.clone(), lease))
+            .collect();
+        // Leases with work left whose parents are done: what balancing shares out.
+        let active: Vec<&Lease> = leases
+            .iter()
+            .filter(|lease| lease.checkpoint != Checkpoint::ShardEnd)
+            .filter(|lease| parents_finished(lease, &by_shard))
+            .collect();
+        let target = active.len().div_ceil(workers.len().max(1));
+        let expiring = self.next_expiry(&leases);
+
+        // Leases handed to this worker (a completed handoff) start here.
+        for lease in &active {
+            if lease.is_held_by(&ctx.id) && !ctx.held().contains_key(&lease.key.shard) {
+                self.requested.remove(&lease.key.shard);
+                self.start((*lease).clone(), consumers);
+            }
+        }
+        let mut mine = ctx.held().len();
+
+        // Unowned and expired leases, up to this worker's share.
+        let mut available: Vec<&Lease> = active
+            .iter()
+            .copied()
+            .filter(|lease| lease.is_available() && !ctx.held().contains_key(&lease.key.shard))
+            .collect();
+        available.sort_by_key(|lease| self.spread(&lease.key.shard));
+        for lease in available {
+            if mine >= target {
+                break;
+            }
+            if self.take(lease, TakeMode::IfAvailable, consumers).await? {
+                mine += 1;
+            }
+        }
+        if mine >= target || self.cycles == 0 {
+            self.requested.clear();
+            return Ok(expiring);
+        }
+
+        // Balance: ask owners above the share for leases, as many as this worker lacks.
+        // Requests that another requester overwrote, or that the owner answered, are dropped.
+        self.requested.retain(|shard, (_, epoch)| {
+            by_shard.get(shard).is_some_and(|lease| {
+                lease.epoch == *epoch && lease.handoff_to.as_ref() == Some(&ctx.id)
+            })
+        });
+        let mut lacking = target - mine;
+        let pending: Vec<(ShardId, Instant)> = self
+            .requested
+            .iter()
+            .map(|(shard, (asked_at, _))| (shard.clone(), *asked_at))
+            .collect();
+        for (shard, asked_at) in pending {
+            if lacking == 0 {
+                break;
+            }
+            lacking -= 1;
+            if asked_at.elapsed() >= ctx.config.handoff_timeout
+                && let Some(lease) = by_shard.get(&shard)
+            {
+                tracing::info!(%shard, "handoff timed out; stealing");
+                if self.take(lease, TakeMode::Steal, consumers).await? {
+                    WorkerMetrics::add(&ctx.metrics.leases_stolen, 1);
+                }
+                self.requested.remove(&shard);
+            }
+        }
+        let mut owned: BTreeMap<&WorkerId, Vec<&Lease>> = BTreeMap::new();
+        for lease in &active {
+            // A lease of a worker that stopped heartbeating will expire: nothing to ask it for.
+            if let Some(owner) = &lease.owner
+                && owner != &ctx.id
+                && !lease.is_expired()
+                && workers.contains(owner)
+            {
+                owned.entry(owner).or_default().push(lease);
+            }
+        }
+        let mut candidates: Vec<&Lease> = Vec::new();
+        for leases in owned.values_mut() {
+            if leases.len() > target {
+                leases.sort_by_key(|lease| self.spread(&lease.key.shard));
+                let spare = leases.len() - target;
+                candidates.extend(
+                    leases
+                        .iter()
+                        .filter(|lease| lease.handoff_to.is_none())
+                        .take(spare),
+                );
+            }
+        }
+        candidates.sort_by_key(|lease| self.spread(&lease.key.shard));
+        for lease in candidates.into_iter().take(lacking) {
+            match ctx
+                .store
+                .request_handoff(&lease.key, lease.epoch, &ctx.id)
+                .await
+            {
+                Ok(()) => {
+                    tracing::debug!(shard = %lease.key.shard, owner = ?lease.owner, "asked for handoff");
+                    self.requested
+                        .insert(lease.key.shard.clone(), (Instant::now(), lease.epoch));
+                }
+                Err(Error::LeaseConflict { .. } | Error::NotFound { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(expiring)
+    }
+
+    /// Takes `lease` at the epoch it was seen with and starts its consumer; `false` if another
+    /// worker got there first.
+    async fn take(
+        &self,
+        lease: &Lease,
+        mode: TakeMode,
+        consumers: &mut JoinSet<()>,
+    ) -> Result<bool, Error> {
+        let ctx = &self.ctx;
+        match ctx
+            .store
+            .take_lease(
+                &lease.key,
+                lease.epoch,
+                &ctx.id,
+                mode,
+                ctx.config.lease_duration,
+            )
+            .await
+        {
+            Ok(taken) => {
+                tracing::info!(shard = %taken.key.shard, epoch = taken.epoch, ?mode, "took lease");
+                self.start(taken, consumers);
+                Ok(true)
+            }
+            Err(Error::LeaseConflict { .. } | Error::NotFound { .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn start(&self, lease: Lease, consumers: &mut JoinSet<()>) {
+        WorkerMetrics::add(&self.ctx.metrics.leases_taken, 1);
+        shard_consumer::start(Arc::clone(&self.ctx), lease, consumers);
+    }
+
+    /// An order of shards particular to this worker, so that workers balancing at the same time
+    /// go for different leases.
+    fn spread(&self, shard: &ShardId) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        (self.ctx.id.as_str(), shard.as_str()).hash(&mut hasher);
+        hasher.finish()
+    }
+}

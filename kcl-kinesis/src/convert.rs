@@ -1,0 +1,90 @@
+//! SDK shapes as kcl-core vocabulary.
+
+use std::time::SystemTime;
+
+use aws_sdk_kinesis::types;
+use kcl_core::{
+    ChildShard, HashKeyRange, PartitionKey, Record, SequenceNumber, ShardDescription, ShardId,
+};
+
+fn malformed(what: &str, detail: impl std::fmt::Display) -> kcl_core::Error {
+    kcl_core::Error::Unavailable {
+        message: format!("the service answered a malformed {what}: {detail}"),
+    }
+}
+
+fn hash_key_range(range: Option<&types::HashKeyRange>) -> Result<HashKeyRange, kcl_core::Error> {
+    let range = range.ok_or_else(|| malformed("shard", "no HashKeyRange"))?;
+    let parse = |text: &str| {
+        text.parse::<u128>()
+            .map_err(|error| malformed("hash key", format!("{text:?}: {error}")))
+    };
+    Ok(HashKeyRange {
+        start: parse(range.starting_hash_key())?,
+        end: parse(range.ending_hash_key())?,
+    })
+}
+
+fn shard_id(text: &str) -> Result<ShardId, kcl_core::Error> {
+    ShardId::new(text).map_err(|error| malformed("shard id", error))
+}
+
+fn sequence_number(text: &str) -> Result<SequenceNumber, kcl_core::Error> {
+    SequenceNumber::new(text).map_err(|error| malformed("sequence number", error))
+}
+
+/// A shard of ListShards.
+pub(crate) fn shard(shard: &types::Shard) -> Result<ShardDescription, kcl_core::Error> {
+    let range = shard
+        .sequence_number_range()
+        .ok_or_else(|| malformed("shard", "no SequenceNumberRange"))?;
+    Ok(ShardDescription {
+        shard_id: shard_id(shard.shard_id())?,
+        parent_shard_id: shard.parent_shard_id().map(shard_id).transpose()?,
+        adjacent_parent_shard_id: shard.adjacent_parent_shard_id().map(shard_id).transpose()?,
+        hash_key_range: hash_key_range(shard.hash_key_range())?,
+        starting_sequence_number: sequence_number(range.starting_sequence_number())?,
+        ending_sequence_number: range
+            .ending_sequence_number()
+            .map(sequence_number)
+            .transpose()?,
+    })
+}
+
+/// A child shard of GetRecords.
+pub(crate) fn child_shard(child: &types::ChildShard) -> Result<ChildShard, kcl_core::Error> {
+    Ok(ChildShard {
+        shard_id: shard_id(child.shard_id())?,
+        parent_shards: child
+            .parent_shards()
+            .iter()
+            .map(|parent| shard_id(parent))
+            .collect::<Result<_, _>>()?,
+        hash_key_range: hash_key_range(child.hash_key_range())?,
+    })
+}
+
+/// A child of a shard as ListShards describes it, for services that end a shard without
+/// naming its children in GetRecords.
+pub(crate) fn child_of_description(description: &ShardDescription) -> ChildShard {
+    ChildShard {
+        shard_id: description.shard_id.clone(),
+        parent_shards: description.parents().cloned().collect(),
+        hash_key_range: description.hash_key_range,
+    }
+}
+
+/// A record of GetRecords.
+pub(crate) fn record(record: types::Record) -> Result<Record, kcl_core::Error> {
+    let approximate_arrival = match record.approximate_arrival_timestamp() {
+        Some(time) => SystemTime::try_from(*time).map_err(|error| malformed("timestamp", error))?,
+        None => SystemTime::UNIX_EPOCH,
+    };
+    Ok(Record {
+        partition_key: PartitionKey::new(record.partition_key())
+            .map_err(|error| malformed("partition key", error))?,
+        sequence_number: sequence_number(record.sequence_number())?,
+        approximate_arrival,
+        data: bytes::Bytes::from(record.data.into_inner()),
+    })
+}

@@ -1,0 +1,128 @@
+//! Every SQL statement of the store, built once per store for its (validated, quoted) table
+//! names. Values are always parameters; only the table names are spliced in.
+
+use std::sync::Arc;
+
+/// Lease columns as decoded by `row_codec`: times become milliseconds since the Unix epoch on
+/// the server's clock, `now_ms` included, so expiry is judged on one clock.
+const COLUMNS: &str = "stream, shard, owner, epoch, \
+    (EXTRACT(EPOCH FROM expires_at) * 1000)::bigint AS expires_at_ms, checkpoint, \
+    pending_checkpoint, pending_state, parent_shard_ids, child_shard_ids, handoff_to, \
+    (EXTRACT(EPOCH FROM now()) * 1000)::bigint AS now_ms";
+
+/// "The checkpoint given by (stage `$s`, sequence number `$n`) may follow the stored one":
+/// `Checkpoint::may_follow` in SQL, sequence numbers compared as NUMERIC. A CASE, because SQL
+/// does not promise to evaluate `AND`/`OR` operands in order.
+fn may_follow(stage: &str, number: &str) -> String {
+    format!(
+        "CASE WHEN {stage}::smallint > checkpoint_stage THEN TRUE \
+              WHEN {stage}::smallint < checkpoint_stage THEN FALSE \
+              WHEN {stage}::smallint = 1 THEN checkpoint_seq <= {number}::numeric \
+              ELSE TRUE END"
+    )
+}
+
+/// The store's statements.
+#[derive(Debug, Clone)]
+pub(crate) struct Statements {
+    pub(crate) create: Arc<str>,
+    pub(crate) select_one: Arc<str>,
+    pub(crate) list: Arc<str>,
+    pub(crate) take: Arc<str>,
+    pub(crate) renew: Arc<str>,
+    pub(crate) release: Arc<str>,
+    pub(crate) checkpoint: Arc<str>,
+    pub(crate) request_handoff: Arc<str>,
+    pub(crate) complete_handoff: Arc<str>,
+    pub(crate) record_child_shards: Arc<str>,
+    pub(crate) delete: Arc<str>,
+    pub(crate) heartbeat: Arc<str>,
+    pub(crate) deregister: Arc<str>,
+    pub(crate) live_workers: Arc<str>,
+}
+
+/// `name` as a quoted identifier (the name is validated to `[a-z0-9_]` already).
+pub(crate) fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Statements {
+    /// The statements for lease table `leases` and worker table `workers` (both quoted).
+    pub(crate) fn new(leases: &str, workers: &str) -> Self {
+        let key = "stream = $1 AND shard = $2";
+        let fenced = "stream = $1 AND shard = $2 AND owner = $3 AND epoch = $4";
+        let millis = "$5::bigint * interval '1 millisecond'";
+        Statements {
+            create: format!(
+                "INSERT INTO {leases} (stream, shard, epoch, checkpoint, checkpoint_stage, \
+                 checkpoint_seq, parent_shard_ids) VALUES ($1, $2, 0, $3, $4, $5::numeric, $6) \
+                 ON CONFLICT (stream, shard) DO NOTHING"
+            )
+            .into(),
+            select_one: format!("SELECT {COLUMNS} FROM {leases} WHERE {key}").into(),
+            list: format!(
+                "SELECT {COLUMNS} FROM {leases} WHERE stream = $1 ORDER BY shard COLLATE \"C\""
+            )
+            .into(),
+            take: format!(
+                "UPDATE {leases} SET owner = $3, epoch = epoch + 1, \
+                 expires_at = now() + {millis}, handoff_to = NULL \
+                 WHERE {key} AND epoch = $4 \
+                 AND ($6::boolean OR owner IS NULL OR expires_at IS NULL OR expires_at <= now()) \
+                 RETURNING {COLUMNS}"
+            )
+            .into(),
+            renew: format!(
+                "UPDATE {leases} SET expires_at = now() + {millis} WHERE {fenced} \
+                 RETURNING {COLUMNS}"
+            )
+            .into(),
+            release: format!(
+                "UPDATE {leases} SET owner = NULL, expires_at = NULL, handoff_to = NULL \
+                 WHERE {fenced}"
+            )
+            .into(),
+            checkpoint: format!(
+                "UPDATE {leases} SET \
+                   checkpoint = COALESCE($5::text, checkpoint), \
+                   checkpoint_stage = COALESCE($6::smallint, checkpoint_stage), \
+                   checkpoint_seq = CASE WHEN $5::text IS NULL THEN checkpoint_seq \
+                                         ELSE $7::numeric END, \
+                   pending_checkpoint = $8::text, \
+                   pending_state = $9::bytea \
+                 WHERE {fenced} \
+                   AND ($5::text IS NULL OR {commit_ok}) \
+                   AND ($8::text IS NULL OR $5::text IS NOT NULL OR {pending_ok})",
+                commit_ok = may_follow("$6", "$7"),
+                pending_ok = may_follow("$10", "$11"),
+            )
+            .into(),
+            request_handoff: format!(
+                "UPDATE {leases} SET handoff_to = $4 \
+                 WHERE {key} AND epoch = $3 AND owner IS NOT NULL AND owner <> $4"
+            )
+            .into(),
+            complete_handoff: format!(
+                "UPDATE {leases} SET owner = handoff_to, epoch = epoch + 1, \
+                 expires_at = now() + {millis}, handoff_to = NULL \
+                 WHERE {fenced} AND handoff_to IS NOT NULL RETURNING {COLUMNS}"
+            )
+            .into(),
+            record_child_shards: format!("UPDATE {leases} SET child_shard_ids = $5 WHERE {fenced}")
+                .into(),
+            delete: format!("DELETE FROM {leases} WHERE {key}").into(),
+            heartbeat: format!(
+                "INSERT INTO {workers} (worker_id, heartbeat_at) VALUES ($1, now()) \
+                 ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()"
+            )
+            .into(),
+            deregister: format!("DELETE FROM {workers} WHERE worker_id = $1").into(),
+            live_workers: format!(
+                "SELECT worker_id FROM {workers} \
+                 WHERE heartbeat_at > now() - $1::bigint * interval '1 millisecond' \
+                 ORDER BY worker_id COLLATE \"C\""
+            )
+            .into(),
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! `PostgresLeaseStore`: every lease write is one conditional statement; a refused write is
+//! explained by reading the row and applying the contract's transition (`kcl_core::LeaseRow`).
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kcl_core::{
+    CheckpointUpdate, Error, Fence, Lease, LeaseKey, LeaseRow, LeaseStore, NewLease, ShardId,
+    StreamName, TakeMode, WorkerId, lease_duration_millis,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Postgres};
+
+use crate::PostgresLeaseStoreConfig;
+use crate::error_mapping::{from_sqlx, redact};
+use crate::migrations;
+use crate::row_codec::{decode, epoch_column, join_shard_ids, stage_and_number};
+use crate::statements::{Statements, quoted};
+
+/// A [`LeaseStore`] in a PostgreSQL table: for workers on many machines.
+///
+/// Expiry and heartbeats are judged on the server's clock (`now()`), so workers' clocks never
+/// meet. Every take, renew, checkpoint and release is a single conditional `UPDATE` (one round
+/// trip): on the epoch seen for a take, on owner and epoch for the fenced writes, and, for
+/// checkpoints, on the stored checkpoint being behind the new one, with sequence numbers
+/// compared as `NUMERIC` (exact at any length; Kinesis's have 56 digits). Only a refused write
+/// costs a second round trip, to say why.
+///
+/// The table name is configurable ([`PostgresLeaseStoreConfig::table`]) so that several
+/// applications share one database; [`connect`](Self::connect) creates or migrates the tables.
+#[derive(Debug, Clone)]
+pub struct PostgresLeaseStore {
+    pool: PgPool,
+    sql: Arc<Statements>,
+    table: String,
+}
+
+fn not_found(key: &LeaseKey) -> Error {
+    Error::not_found("lease", key.to_string())
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl PostgresLeaseStore {
+    /// Connects to `url` (`postgres://user@host:5432/database`) with the default configuration
+    /// (table `kcl_leases`) and creates or migrates the tables.
+    ///
+    /// A URL that does not parse is [`Error::InvalidArgument`] naming `database URL`; a server
+    /// that cannot be reached is [`Error::Unavailable`] naming the host and port.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_with(PostgresLeaseStoreConfig::new(url)).await
+    }
+
+    /// Connects as `config` says and creates or migrates the tables.
+    pub async fn connect_with(config: PostgresLeaseStoreConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let options = PgConnectOptions::from_str(&config.url)
+            .map_err(|e| Error::invalid("database URL", format!("{}: {e}", redact(&config.url))))?
+            .application_name(&config.application_name);
+        let target = format!(
+            "{}:{} (database {:?})",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or(options.get_username())
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(_) => from_sqlx(&format!("connecting to {target}"), e),
+                sqlx::Error::Configuration(_) => {
+                    Error::invalid("database URL", format!("{}: {e}", redact(&config.url)))
+                }
+                other => Error::Unavailable {
+                    message: format!("cannot reach PostgreSQL at {target}: {other}"),
+                },
+            })?;
+        let leases = quoted(&config.table);
+        let workers = quoted(&format!("{}_workers", config.table));
+        migrations::run(&pool, &config.table, &leases, &workers).await?;
+        Ok(PostgresLeaseStore {
+            pool,
+            sql: Arc::new(Statements::new(&leases, &workers)),
+            table: config.table,
+        })
+    }
+
+    /// The lease table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The connection pool, for inspection and administration.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool's connections; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn query(sql: &Arc<str>) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
+        sqlx::query(AssertSqlSafe(Arc::clone(sql)))
+    }
+
+    async fn fetch(&self, key: &LeaseKey) -> Result<Option<(LeaseRow, i64)>, Error> {
+        let row = Self::query(&self.sql.select_one)
+            .bind(key.stream.as_str())
+            .bind(key.shard.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(&format!("reading lease {key}"), e))?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Why a conditional write on `key` matched no row: the lease is missing, or `check` (the
+    /// same transition on the row as it is now) names the broken precondition.
+    async fn explain_refusal(
+        &self,
+        key: &LeaseKey,
+        check: impl FnOnce(&mut LeaseRow, i64) -> Result<(), Error>,
+    ) -> Error {
+        match self.fetch(key).await {
+            Err(e) => e,
+            Ok(None) => not_found(key),
+            Ok(Some((mut row, now))) => match check(&mut row, now) {
+                Err(refusal) => refusal,
+                // The row changed between the write and the read (say, an unexpired lease
+                // expired): the write was still refused, on a state that is gone.
+                Ok(()) => Error::LeaseConflict {
+                    lease: key.to_string(),
+                    message: "the lease changed while it was being written; re-read it".into(),
+                },
+            },
+        }
+    }
+
+    /// The lease a `RETURNING` write produced, or the reason none matched.
+    async fn returned_or_explain(
+        &self,
+        key: &LeaseKey,
+        returned: Result<Option<PgRow>, sqlx::Error>,
+        what: &str,
+        check: impl FnOnce(&mut LeaseRow, i64) -> Result<(), Error>,
+    ) -> Result<Lease, Error> {
+        match returned.map_err(|e| from_sqlx(&format!("{what} lease {key}"), e))? {
+            Some(row) => decode(&row).map(|(lease, now)| lease.to_lease(now)),
+            None => Err(self.explain_refusal(key, check).await),
+        }
+    }
+
+    /// `Ok` if a write without `RETURNING` changed a row, or the reason it did not.
+    async fn affected_or_explain(
+        &self,
+        key: &LeaseKey,
+        done: Result<sqlx::postgres::PgQueryResult, sqlx::Error>,
+        what: &str,
+        check: impl FnOnce(&mut LeaseRow, i64) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let done = done.map_err(|e| from_sqlx(&format!("{what} lease {key}"), e))?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(self.explain_refusal(key, check).await)
+        }
+    }
+}
+
+#[async_trait]
+impl LeaseStore for PostgresLeaseStore {
+    async fn create_lease_if_absent(&self, lease: &NewLease) -> Result<bool, Error> {
+        let (stage, number) = stage_and_number(&lease.checkpoint);
+        let done = Self::query(&self.sql.create)
+            .bind(lease.key.stream.as_str())
+            .bind(lease.key.shard.as_str())
+            .bind(lease.checkpoint.to_string())
+            .bind(stage)
+            .bind(number)
+            .bind(join_shard_ids(&lease.parent_shard_ids))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(&format!("creating lease {}", lease.key), e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn get_lease(&self, key: &LeaseKey) -> Result<Option<Lease>, Error> {
+        Ok(self.fetch(key).await?.map(|(row, now)| row.to_lease(now)))
+    }
+
+    async fn list_leases(&self, stream: &StreamName) -> Result<Vec<Lease>, Error> {
+        let rows = Self::query(&self.sql.list)
+            .bind(stream.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(&format!("listing the leases of stream {stream}"), e))?;
+        rows.iter()
+            .map(|row| decode(row).map(|(lease, now)| lease.to_lease(now)))
+            .collect()
+    }
+
+    async fn take_lease(
+        &self,
+        key: &LeaseKey,
+        seen_epoch: u64,
+        taker: &WorkerId,
+        mode: TakeMode,
+        duration: Duration,
+    ) -> Result<Lease, Error> {
+        let duration_ms = lease_duration_millis(duration)?;
+        let returned = Self::query(&self.sql.take)
+            .bind(key.stream.as_str())
+            .bind(key.shard.as_str())
+            .bind(taker.as_str())
+            .bind(epoch_column(seen_epoch)?)
+            .bind(duration_ms)
+            .bind(mode == TakeMode::Steal)
+            .fetch_optional(&self.pool)
+            .await;
+        self.returned_or_explain(key, returned, "taking", |row, now| {
+            row.take(now, seen_epoch, taker, mode, duration)
+        })
+        .await
+    }
+
+    async fn renew_lease(
+        &self,
+        key: &LeaseKey,
+        fence: &Fence,
+        duration: Duration,
+    ) -> Result<Lease, Error> {
+        let duration_ms = lease_duration_millis(duration)?;
+        let returned = Self::query(&self.sql.renew)
+            .bind(key.stream.as_str())
+            .bind(key.shard.as_str())
+            .bind(fence.owner.as_str())
+            .bind(epoch_column(fence.epoch)?)
+            .bind(duration_ms)
+            .fetch_optional(&self.pool)
+            .await;
+        self.returned_or_explain(key, returned, "renewing", |row, now| {
+            row.renew(now, fence, duration)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, key: &LeaseKey, fence: &Fence) -> Result<(), Error> {
+        let done = Self::query(&self.sql.release)
+            .bind(key.stream.as_str())
+            .bind(key.shard.as_str())
+            .bind(fence.owner.as_str())
+            .bind(epoch_column(fence.epoch)?)
+            .execute(&self.pool)
+            .await;
+        self.affected_or_explain(key, done, "releasing", |row, _| row.release(fence))
+            .await
+    }
+
+    async fn checkpoint(
+        &self,
+        key: &LeaseKey,
+        fence: &Fence,
+        update: &CheckpointUpdate,
+    ) -> Result<(), Error> {
+        // A pending checkpoint behind the one committed with it is refused before any SQL; the
+        // statement checks both against the stored checkpoint.
+        if let (Some(committed), Some(pending)) = (&update.checkpoint, &update.pending)
+            && !pending.checkpoint.may_follow(committed)
+        {
+            return Err(Error::CheckpointBackwards {
+                lease: key.to_string(),
+                current: committed.to_string(),
+                attempted: format!("pending {}", pending.checkpoint),
+            });
+        }
+        let (stage, number) = match &update.checkpoint {
+            Some(checkpoint) => {
+                let (stage, number) = stage_and_number(checkpoint);
+                (Some(stage), number)
+            }
+            None => (None, None),
+        };
+        let pending = update.pending.as_ref();
+        let (pending_stage, pending_number) = match pending {
+            Some(p) => {
+                let (stage, number) = stage_and_number(&p.checkpoint);
+                (Some(stage), number)
+            }
+            None => (None, None),
+        };
+        let done = Self::query(&self.sql.checkpoint)
+            .bind(key.stream.as_str())
+            .bind(key.shard.as_str())
+            .bind(fence.owner.as_str())
+            .bind(epoch_column(fence.epoch)?)
+            .bind(update.checkpoint.as_ref().map(ToString::to_string))
+            .bind(stage)
+            .bind(number)
+            .bind(pending.map(|p| p.checkpoint.to_string()))
+            .bind(pending.and_then(|p| p.state.as_deref()))
+            .bind(pending_stage)
+            .bind(pending_number)
+            .execute(&self.pool)
+            .await;
+        self.affected_or_explain(key, done, "checkpointing", |row, _| {
+            row.checkpoint(fence, update)
+        })
+        .await
+    }
+
+    async fn request_handoff(
+        &self,
+        key: &LeaseKey,
+        seen_epoch: u64,
+        requester: &WorkerId,
+    ) -> Result<(), Error> {
+        let done = Self::query(&self.sql.request_handoff)
+            .bind(key.stream.as_str())
+            .bind(key.shard.as_str())
+            .bind(epoch_column(seen_epoch)?)
+            .bind(requester.as_str())
+            .execute(&self.pool)
+            .await;
+        self.affected_or_explain(key, done, "requesting a handoff of", |row, _| {
+            row.request_handoff(seen_epoch, requester)
+        })
+        .await
+    }
+
+    async fn complete_handoff(
+        &self,
+        key: &LeaseKey,
+        fence: &Fence,
+        duration: Duration,
+    ) -> Result<Lease, Error> {
+        let duration_ms = lease_duration_millis(duration)?;
+        let returned = Self::query(&self.sql.complete_handoff)
+            .bind(key.stream.as_str())
+            .bind(key.shard.as_str())
+            .bind(fence.owner.as_str())
+            .bind(epoch_column(fence.epoch)?)
+            .bind(duration_ms)
+            .fetch_optional(&self.pool)
+            .await;
+        self.returned_or_explain(key, returned, "handing off", |row, now| {
+            row.complete_handoff(now, fence, duration)
+        })
+        .await
+    }
+
+    async fn record_child_shards(
+        &self,
+        key: &LeaseKey,
+        fence: &Fence,
+        children: &[ShardId],
+    ) -> Result<(), Error> {
+        let done = Self::query(&self.sql.record_child_shards)
+            .bind(key.stream.as_str())
+            .bind(key.shard.as_str())
+            .bind(fence.owner.as_str())
+            .bind(epoch_column(fence.epoch)?)
+            .bind(join_shard_ids(children))
+            .execute(&self.pool)
+            .await;
+        self.affected_or_explain(key, done, "recording the children of", |row, _| {
+            row.record_child_shards(fence, children)
+        })
+        .await
+    }
+
+    async fn delete_lease(&self, key: &LeaseKey) -> Result<bool, Error> {
+        let done = Self::query(&self.sql.delete)
+            .bind(key.stream.as_str())
+            .bind(key.shard.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(&format!("deleting lease {key}"), e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn heartbeat(&self, worker: &WorkerId) -> Result<(), Error> {
+        Self::query(&self.sql.heartbeat)
+            .bind(worker.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(&format!("recording the heartbeat of {worker}"), e))?;
+        Ok(())
+    }
+
+    async fn deregister_worker(&self, worker: &WorkerId) -> Result<(), Error> {
+        Self::query(&self.sql.deregister)
+            .bind(worker.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(&format!("deregistering {worker}"), e))?;
+        Ok(())
+    }
+
+    async fn live_workers(&self, timeout: Duration) -> Result<Vec<WorkerId>, Error> {
+        let ids: Vec<String> =
+            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.live_workers)))
+                .bind(millis(timeout))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| from_sqlx("listing live workers", e))?;
+        ids.iter()
+            .map(|id| {
+                WorkerId::new(id).map_err(|e| Error::Storage {
+                    message: format!("a PostgreSQL worker row does not decode: {e}"),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,344 @@
+//! `SqliteLeaseStore`: every lease write is a `BEGIN IMMEDIATE` transaction that reads the row,
+//! applies the contract's transition (`kcl_core::LeaseRow`) and writes it back.
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use kcl_core::{
+    CheckpointUpdate, Error, Fence, Lease, LeaseKey, LeaseRow, LeaseStore, NewLease, ShardId,
+    StreamName, TakeMode, WorkerId,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use crate::SqliteLeaseStoreConfig;
+use crate::error_mapping::from_sqlx;
+use crate::migrations;
+use crate::row_codec::{decode, epoch_column, join_shard_ids, lease_columns};
+
+/// A [`LeaseStore`] in a SQLite database file: the embedded default, safe for several
+/// processes on one machine.
+///
+/// The database runs in WAL mode (readers never wait for the writer) with
+/// `synchronous = NORMAL` (a commit survives a process crash; a power cut may lose the last
+/// commits, which re-processing covers) and a busy timeout. Each lease write is one
+/// `BEGIN IMMEDIATE` transaction, so its read-check-write cannot interleave with another
+/// process's; a lock held longer than the busy timeout is the transient [`Error::Unavailable`].
+/// Expiry and heartbeats use this machine's clock, read once per operation after the write
+/// lock is held. Sequence numbers are stored as text and compared as numbers in Rust, inside
+/// that transaction (SQLite has no exact integer wider than 64 bits).
+#[derive(Debug, Clone)]
+pub struct SqliteLeaseStore {
+    pool: SqlitePool,
+}
+
+/// Milliseconds since the Unix epoch on this machine's clock.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn not_found(key: &LeaseKey) -> Error {
+    Error::not_found("lease", key.to_string())
+}
+
+impl SqliteLeaseStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path/leases.db`,
+    /// `sqlite::memory:`) with the default configuration, and migrates its schema.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_with(SqliteLeaseStoreConfig::new(url)).await
+    }
+
+    /// Opens the database `config` names and migrates its schema.
+    pub async fn connect_with(config: SqliteLeaseStoreConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let options = SqliteConnectOptions::from_str(&config.url)
+            .map_err(|e| Error::invalid("database URL", format!("{:?}: {e}", config.url)))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(config.busy_timeout);
+        let pool_options = if config.is_in_memory() {
+            // An in-memory database lives as long as its one connection: never close it.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(config.max_connections)
+        };
+        let pool = pool_options
+            .acquire_timeout(config.busy_timeout + Duration::from_secs(25))
+            .connect_with(options)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Configuration(_) => {
+                    Error::invalid("database URL", format!("{:?}: {e}", config.url))
+                }
+                other => Error::Storage {
+                    message: format!("cannot open SQLite database {:?}: {other}", config.url),
+                },
+            })?;
+        migrations::run(&pool).await?;
+        Ok(SqliteLeaseStore { pool })
+    }
+
+    /// Closes the pool's connections; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn fetch_row(
+        tx: &mut Transaction<'static, Sqlite>,
+        key: &LeaseKey,
+    ) -> Result<Option<LeaseRow>, Error> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            lease_columns!(),
+            " FROM kcl_leases WHERE stream = ?1 AND shard = ?2"
+        ))
+        .bind(key.stream.as_str())
+        .bind(key.shard.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| from_sqlx(&format!("reading lease {key}"), e))?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn write_row(tx: &mut Transaction<'static, Sqlite>, row: &LeaseRow) -> Result<(), Error> {
+        let pending = row.pending_checkpoint.as_ref();
+        sqlx::query(
+            "UPDATE kcl_leases SET owner = ?3, epoch = ?4, expires_at_ms = ?5, checkpoint = ?6, \
+             pending_checkpoint = ?7, pending_state = ?8, child_shard_ids = ?9, handoff_to = ?10 \
+             WHERE stream = ?1 AND shard = ?2",
+        )
+        .bind(row.key.stream.as_str())
+        .bind(row.key.shard.as_str())
+        .bind(row.owner.as_ref().map(WorkerId::as_str))
+        .bind(epoch_column(row.epoch)?)
+        .bind(row.expires_at_ms)
+        .bind(row.checkpoint.to_string())
+        .bind(pending.map(|p| p.checkpoint.to_string()))
+        .bind(pending.and_then(|p| p.state.as_deref()))
+        .bind(join_shard_ids(&row.child_shard_ids))
+        .bind(row.handoff_to.as_ref().map(WorkerId::as_str))
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| from_sqlx(&format!("writing lease {}", row.key), e))?;
+        Ok(())
+    }
+
+    /// Reads the lease for `key`, applies `change` at the current time and writes the result,
+    /// all inside one `BEGIN IMMEDIATE` transaction; a refused change writes nothing.
+    async fn transition(
+        &self,
+        key: &LeaseKey,
+        change: impl FnOnce(&mut LeaseRow, i64) -> Result<(), Error> + Send,
+    ) -> Result<Lease, Error> {
+        let mut tx =
+            self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| {
+                from_sqlx(&format!("locking the database to update lease {key}"), e)
+            })?;
+        // Read the clock only once the write lock is held, so time spent waiting for it does not
+        // shorten the lease being granted.
+        let now = now_ms();
+        let outcome = match Self::fetch_row(&mut tx, key).await? {
+            None => Err(not_found(key)),
+            Some(mut row) => change(&mut row, now).map(|()| row),
+        };
+        match outcome {
+            Ok(row) => {
+                Self::write_row(&mut tx, &row).await?;
+                tx.commit()
+                    .await
+                    .map_err(|e| from_sqlx(&format!("committing lease {key}"), e))?;
+                Ok(row.to_lease(now))
+            }
+            Err(refused) => {
+                // Release the write lock now rather than when the connection is next used.
+                let _ = tx.rollback().await;
+                Err(refused)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl LeaseStore for SqliteLeaseStore {
+    async fn create_lease_if_absent(&self, lease: &NewLease) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "INSERT INTO kcl_leases (stream, shard, epoch, checkpoint, parent_shard_ids) \
+             VALUES (?1, ?2, 0, ?3, ?4) ON CONFLICT (stream, shard) DO NOTHING",
+        )
+        .bind(lease.key.stream.as_str())
+        .bind(lease.key.shard.as_str())
+        .bind(lease.checkpoint.to_string())
+        .bind(join_shard_ids(&lease.parent_shard_ids))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| from_sqlx(&format!("creating lease {}", lease.key), e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn get_lease(&self, key: &LeaseKey) -> Result<Option<Lease>, Error> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            lease_columns!(),
+            " FROM kcl_leases WHERE stream = ?1 AND shard = ?2"
+        ))
+        .bind(key.stream.as_str())
+        .bind(key.shard.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| from_sqlx(&format!("reading lease {key}"), e))?;
+        let now = now_ms();
+        row.as_ref()
+            .map(|row| decode(row).map(|lease| lease.to_lease(now)))
+            .transpose()
+    }
+
+    async fn list_leases(&self, stream: &StreamName) -> Result<Vec<Lease>, Error> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            lease_columns!(),
+            " FROM kcl_leases WHERE stream = ?1 ORDER BY shard"
+        ))
+        .bind(stream.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| from_sqlx(&format!("listing the leases of stream {stream}"), e))?;
+        let now = now_ms();
+        rows.iter()
+            .map(|row| decode(row).map(|lease| lease.to_lease(now)))
+            .collect()
+    }
+
+    async fn take_lease(
+        &self,
+        key: &LeaseKey,
+        seen_epoch: u64,
+        taker: &WorkerId,
+        mode: TakeMode,
+        duration: Duration,
+    ) -> Result<Lease, Error> {
+        self.transition(key, |row, now| {
+            row.take(now, seen_epoch, taker, mode, duration)
+        })
+        .await
+    }
+
+    async fn renew_lease(
+        &self,
+        key: &LeaseKey,
+        fence: &Fence,
+        duration: Duration,
+    ) -> Result<Lease, Error> {
+        self.transition(key, |row, now| row.renew(now, fence, duration))
+            .await
+    }
+
+    async fn release_lease(&self, key: &LeaseKey, fence: &Fence) -> Result<(), Error> {
+        self.transition(key, |row, _| row.release(fence))
+            .await
+            .map(drop)
+    }
+
+    async fn checkpoint(
+        &self,
+        key: &LeaseKey,
+        fence: &Fence,
+        update: &CheckpointUpdate,
+    ) -> Result<(), Error> {
+        self.transition(key, |row, _| row.checkpoint(fence, update))
+            .await
+            .map(drop)
+    }
+
+    async fn request_handoff(
+        &self,
+        key: &LeaseKey,
+        seen_epoch: u64,
+        requester: &WorkerId,
+    ) -> Result<(), Error> {
+        self.transition(key, |row, _| row.request_handoff(seen_epoch, requester))
+            .await
+            .map(drop)
+    }
+
+    async fn complete_handoff(
+        &self,
+        key: &LeaseKey,
+        fence: &Fence,
+        duration: Duration,
+    ) -> Result<Lease, Error> {
+        self.transition(key, |row, now| row.complete_handoff(now, fence, duration))
+            .await
+    }
+
+    async fn record_child_shards(
+        &self,
+        key: &LeaseKey,
+        fence: &Fence,
+        children: &[ShardId],
+    ) -> Result<(), Error> {
+        self.transition(key, |row, _| row.record_child_shards(fence, children))
+            .await
+            .map(drop)
+    }
+
+    async fn delete_lease(&self, key: &LeaseKey) -> Result<bool, Error> {
+        let done = sqlx::query("DELETE FROM kcl_leases WHERE stream = ?1 AND shard = ?2")
+            .bind(key.stream.as_str())
+            .bind(key.shard.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(&format!("deleting lease {key}"), e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn heartbeat(&self, worker: &WorkerId) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO kcl_workers (worker_id, heartbeat_at_ms) VALUES (?1, ?2) \
+             ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at_ms = excluded.heartbeat_at_ms",
+        )
+        .bind(worker.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| from_sqlx(&format!("recording the heartbeat of {worker}"), e))?;
+        Ok(())
+    }
+
+    async fn deregister_worker(&self, worker: &WorkerId) -> Result<(), Error> {
+        sqlx::query("DELETE FROM kcl_workers WHERE worker_id = ?1")
+            .bind(worker.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(&format!("deregistering {worker}"), e))?;
+        Ok(())
+    }
+
+    async fn live_workers(&self, timeout: Duration) -> Result<Vec<WorkerId>, Error> {
+        let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT worker_id FROM kcl_workers WHERE heartbeat_at_ms > ?1 ORDER BY worker_id",
+        )
+        .bind(now_ms().saturating_sub(timeout))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| from_sqlx("listing live workers", e))?;
+        ids.iter()
+            .map(|id| {
+                WorkerId::new(id).map_err(|e| Error::Storage {
+                    message: format!("a SQLite worker row does not decode: {e}"),
+                })
+            })
+            .collect()
+    }
+}
