@@ -63,6 +63,11 @@ impl Checkpointer {
         &self.key
     }
 
+    /// The lease's epoch while this worker holds it: every write is fenced on it.
+    pub fn lease_epoch(&self) -> u64 {
+        self.fence.epoch
+    }
+
     /// The last checkpoint written (or found when the shard was taken).
     pub fn last_checkpoint(&self) -> &Checkpoint {
         &self.committed
