@@ -83,6 +83,7 @@ impl Log {
                 run: log.runs.fetch_add(1, Ordering::SeqCst),
                 shard: shard.shard_id.clone(),
                 behaviour,
+                last: None,
             })
         }
     }
@@ -182,6 +183,8 @@ pub struct RecordingProcessor {
     run: u64,
     shard: ShardId,
     behaviour: Behaviour,
+    /// The last sequence number this processor logged.
+    last: Option<SequenceNumber>,
 }
 
 #[async_trait]
@@ -197,7 +200,14 @@ impl RecordProcessor for RecordingProcessor {
     ) -> Result<(), ProcessorError> {
         {
             let mut deliveries = self.log.deliveries.lock().expect("log");
-            for record in &input.records {
+            // A batch whose processing failed (here: its checkpoint) is delivered again to the
+            // same processor; its records were logged the first time.
+            let fresh = input.records.iter().filter(|record| {
+                self.last
+                    .as_ref()
+                    .is_none_or(|last| record.sequence_number > *last)
+            });
+            for record in fresh {
                 let (key, n) = parse_payload(&record.data);
                 deliveries.push(Delivery {
                     order: self.log.order.fetch_add(1, Ordering::SeqCst),
@@ -208,6 +218,9 @@ impl RecordProcessor for RecordingProcessor {
                     key,
                     n,
                 });
+            }
+            if let Some(last) = input.records.last() {
+                self.last = Some(last.sequence_number.clone());
             }
         }
         if self.behaviour.checkpoint_batches {

@@ -11,8 +11,9 @@ use kcl_core::worker::{
     Checkpointer, InitialPosition, ProcessRecordsInput, ProcessorError, RecordProcessor, ShardInfo,
     Worker, WorkerConfig, WorkerHandle,
 };
-use kcl_core::{Checkpoint, Error, LeaseKey, ShardId, StreamName, TakeMode, WorkerId};
+use kcl_core::{Checkpoint, Error, LeaseKey, LeaseStore, ShardId, StreamName, TakeMode, WorkerId};
 use kcl_engine::{Engine, EngineConfig, PutRecordsEntry, ShardFilter, StreamOptions};
+use kcl_tests::outage::StoreOutage;
 use kcl_tests::producer::Producer;
 use kcl_tests::recording::{Behaviour, Log};
 use kcl_tests::stores::{StoreKind, TestStore};
@@ -53,12 +54,21 @@ impl Cluster {
     }
 
     fn start(&self, name: &str, behaviour: Behaviour) -> WorkerHandle {
+        self.start_on(name, behaviour, Arc::clone(&self.store.store))
+    }
+
+    fn start_on(
+        &self,
+        name: &str,
+        behaviour: Behaviour,
+        store: Arc<dyn LeaseStore>,
+    ) -> WorkerHandle {
         Worker::builder()
             .stream(STREAM)
             .unwrap()
             .name(name)
             .source(Arc::new(self.engine.clone()))
-            .lease_store(Arc::clone(&self.store.store))
+            .lease_store(store)
             .processor_factory(self.log.factory(name, behaviour))
             .config(config())
             .build()
@@ -135,6 +145,7 @@ for_each_store!(
     splits_and_merges_keep_key_order_and_parents_first,
     a_stale_owner_cannot_checkpoint_and_hears_lease_lost,
     a_shard_end_without_checkpoint_is_reported_and_children_wait,
+    a_store_outage_longer_than_a_lease_stops_processing_until_the_lease_is_back,
 );
 
 async fn one_to_four_workers_balance_within_two_taker_intervals(kind: StoreKind) {
@@ -454,7 +465,11 @@ async fn a_stale_owner_cannot_checkpoint_and_hears_lease_lost(kind: StoreKind) {
         Checkpoint::TrimHorizon,
         "the stale owner wrote nothing"
     );
-    assert!(worker.held_shards().is_empty());
+    let forgotten = within(Duration::from_secs(5), || worker.held_shards().is_empty()).await;
+    assert!(
+        forgotten.is_some(),
+        "the worker still counts the lost lease as held"
+    );
     worker.shutdown().await.unwrap();
 }
 
@@ -516,5 +531,46 @@ async fn a_shard_end_without_checkpoint_is_reported_and_children_wait(kind: Stor
     {
         assert_eq!(child.owner, None, "child {} was taken", child.key.shard);
     }
+    worker.shutdown().await.unwrap();
+}
+
+async fn a_store_outage_longer_than_a_lease_stops_processing_until_the_lease_is_back(
+    kind: StoreKind,
+) {
+    let cluster = Cluster::new(kind, 2).await;
+    let producer = cluster.producer();
+    let outage = StoreOutage::new(Arc::clone(&cluster.store.store));
+    let worker = cluster.start_on("cut-off", Behaviour::default(), outage.clone());
+    assert!(
+        within(Duration::from_secs(10), || worker.held_shards().len() == 2)
+            .await
+            .is_some()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    outage.begin();
+    // Without renewals for a lease duration the worker cannot know it still holds its leases:
+    // it stops processing rather than compete with a worker that may have taken them.
+    let stopped = within(LEASE * 3, || cluster.log.lost().len() == 2).await;
+    assert!(
+        stopped.is_some(),
+        "processing went on without a lease: {:?}",
+        cluster.log.lost()
+    );
+    let delivered = cluster.log.deliveries().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        cluster.log.deliveries().len(),
+        delivered,
+        "records processed during the outage"
+    );
+
+    outage.end();
+    let back = within(Duration::from_secs(10), || worker.held_shards().len() == 2).await;
+    assert!(back.is_some(), "the worker did not take its leases back");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let written = producer.stop().await;
+    all_delivered(&cluster.log, &written).await;
+    cluster.log.assert_ordered_within_runs();
     worker.shutdown().await.unwrap();
 }

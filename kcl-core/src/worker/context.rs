@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
@@ -29,6 +30,9 @@ pub(crate) enum Stop {
 pub(crate) struct HeldLease {
     pub(crate) fence: Fence,
     pub(crate) stop: watch::Sender<Stop>,
+    /// When the last successful renewal (or the take) was sent: the lease lasts at least a
+    /// lease duration from then.
+    pub(crate) renewed_at: Instant,
 }
 
 /// Something the coordinator should react to at once rather than at its next tick.
@@ -98,6 +102,17 @@ impl WorkerContext {
                 }
                 change
             });
+        }
+    }
+
+    /// Records a successful renewal of `shard` at `fence`, sent at `sent_at`.
+    pub(crate) fn renewed(&self, shard: &ShardId, fence: &Fence, sent_at: Instant) {
+        if let Some(held) = self
+            .held()
+            .get_mut(shard)
+            .filter(|held| &held.fence == fence)
+        {
+            held.renewed_at = sent_at;
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use futures::future::join_all;
 use tokio::time::{MissedTickBehavior, interval};
@@ -12,7 +13,10 @@ use crate::worker::metrics::WorkerMetrics;
 
 /// Every renewal interval: refreshes the worker's heartbeat and renews every held lease. A
 /// renewal that reveals a handoff request tells the consumer to hand over; one that finds the
-/// lease taken tells it the lease is lost.
+/// lease taken tells it the lease is lost. A lease that could not be renewed for a whole lease
+/// duration (the store unreachable) is treated as lost too: another worker may have taken it, so
+/// processing stops rather than duplicate work; this worker takes it back once the store answers
+/// if nobody else did.
 pub(crate) async fn renew_leases(ctx: Arc<WorkerContext>) {
     let mut ticks = interval(ctx.config.renewal_interval());
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -26,24 +30,31 @@ pub(crate) async fn renew_leases(ctx: Arc<WorkerContext>) {
         let held: Vec<_> = ctx
             .held()
             .iter()
-            .map(|(shard, held)| (shard.clone(), held.fence.clone()))
+            .map(|(shard, held)| (shard.clone(), held.fence.clone(), held.renewed_at))
             .collect();
-        let renewals = held.iter().map(|(shard, fence)| {
+        let renewals = held.iter().map(|(shard, fence, renewed_at)| {
             let ctx = Arc::clone(&ctx);
             async move {
                 let key = ctx.key(shard);
+                let sent_at = Instant::now();
                 match ctx
                     .store
                     .renew_lease(&key, fence, ctx.config.lease_duration)
                     .await
                 {
                     Ok(lease) => {
+                        ctx.renewed(shard, fence, sent_at);
                         if lease.handoff_to.as_ref().is_some_and(|to| to != &ctx.id) {
                             ctx.signal(shard, fence, Stop::Handoff);
                         }
                     }
                     Err(Error::LeaseLost { .. }) => {
                         tracing::info!(lease = %key, "lease lost to another worker");
+                        WorkerMetrics::add(&ctx.metrics.leases_lost, 1);
+                        ctx.signal(shard, fence, Stop::LeaseLost);
+                    }
+                    Err(error) if sent_at.duration_since(*renewed_at) >= ctx.config.lease_duration => {
+                        tracing::warn!(lease = %key, %error, "lease not renewed for a lease duration; stopping its processing");
                         WorkerMetrics::add(&ctx.metrics.leases_lost, 1);
                         ctx.signal(shard, fence, Stop::LeaseLost);
                     }

@@ -3,6 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::FutureExt;
 use tokio::sync::watch;
@@ -32,6 +33,7 @@ pub(crate) fn start(ctx: Arc<WorkerContext>, lease: Lease, consumers: &mut JoinS
         HeldLease {
             fence: fence.clone(),
             stop: stop_sender,
+            renewed_at: Instant::now(),
         },
     );
     let span = tracing::info_span!("shard", shard = %lease.key.shard, epoch = lease.epoch);
