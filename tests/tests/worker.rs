@@ -146,6 +146,7 @@ for_each_store!(
     a_stale_owner_cannot_checkpoint_and_hears_lease_lost,
     a_shard_end_without_checkpoint_is_reported_and_children_wait,
     a_store_outage_longer_than_a_lease_stops_processing_until_the_lease_is_back,
+    uneven_shares_balance_to_floor_or_ceiling,
 );
 
 async fn one_to_four_workers_balance_within_two_taker_intervals(kind: StoreKind) {
@@ -573,4 +574,33 @@ async fn a_store_outage_longer_than_a_lease_stops_processing_until_the_lease_is_
     all_delivered(&cluster.log, &written).await;
     cluster.log.assert_ordered_within_runs();
     worker.shutdown().await.unwrap();
+}
+
+async fn uneven_shares_balance_to_floor_or_ceiling(kind: StoreKind) {
+    // 4 shards over 3 workers: 2/1/1, never 2/2/0.
+    let cluster = Cluster::new(kind, 4).await;
+    let producer = cluster.producer();
+    let first = cluster.start("first", Behaviour::default());
+    let second = cluster.start("second", Behaviour::default());
+    assert!(
+        within(Duration::from_secs(10), || counts(&[&first, &second])
+            == [2, 2])
+        .await
+        .is_some()
+    );
+    let third = cluster.start("third", Behaviour::default());
+    let all = [&first, &second, &third];
+    let sorted = || {
+        let mut held = counts(&all);
+        held.sort_unstable();
+        held
+    };
+    let balanced = within(Duration::from_secs(10), || sorted() == [1, 1, 2]).await;
+    assert!(balanced.is_some(), "stuck at {:?}", counts(&all));
+    let written = producer.stop().await;
+    all_delivered(&cluster.log, &written).await;
+    cluster.log.assert_ordered_within_runs();
+    for handle in [first, second, third] {
+        handle.shutdown().await.unwrap();
+    }
 }

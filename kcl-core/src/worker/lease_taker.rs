@@ -91,6 +91,8 @@ impl LeaseTaker {
             .filter(|lease| lease.checkpoint != Checkpoint::ShardEnd)
             .filter(|lease| parents_finished(lease, &by_shard))
             .collect();
+        // Balanced: every worker holds the floor or the ceiling of the fair share.
+        let floor = active.len() / workers.len().max(1);
         let target = active.len().div_ceil(workers.len().max(1));
         let expiring = self.next_expiry(&leases);
 
@@ -130,7 +132,14 @@ impl LeaseTaker {
                 lease.epoch == *epoch && lease.handoff_to.as_ref() == Some(&ctx.id)
             })
         });
-        let mut lacking = target - mine;
+        // Below the floor, take from anyone above the floor; at the floor, take one from anyone
+        // above the ceiling. Either way nobody is pushed below the floor, so moves never cycle.
+        let (goal, above) = if mine < floor {
+            (floor, floor)
+        } else {
+            (target, target)
+        };
+        let mut lacking = goal.saturating_sub(mine);
         let pending: Vec<(ShardId, Instant)> = self
             .requested
             .iter()
@@ -164,9 +173,9 @@ impl LeaseTaker {
         }
         let mut candidates: Vec<&Lease> = Vec::new();
         for leases in owned.values_mut() {
-            if leases.len() > target {
+            if leases.len() > above {
                 leases.sort_by_key(|lease| self.spread(&lease.key.shard));
-                let spare = leases.len() - target;
+                let spare = leases.len() - above;
                 candidates.extend(
                     leases
                         .iter()
