@@ -29,6 +29,15 @@ pub struct HttpConfig {
     pub next_token_ttl: Duration,
     /// The largest request body accepted. Defaults to [`DEFAULT_MAX_BODY_BYTES`].
     pub max_body_bytes: usize,
+    /// How long a connection may take to send a request's headers, counted from when the
+    /// server starts waiting for them (so it also closes idle keep-alive connections). A client
+    /// that trickles its headers, or connects and sends nothing, is disconnected. Defaults to
+    /// 30 s, hyper's default.
+    pub header_read_timeout: Duration,
+    /// How long a request's body may take to arrive once its headers have; a slower body is
+    /// answered `408 RequestTimeoutException` (which SDKs retry). Defaults to 60 s: a 16 MiB
+    /// body needs no more than about 280 KiB/s.
+    pub body_read_timeout: Duration,
     /// The clock iterators and tokens are issued and expired by. Defaults to the system clock;
     /// tests use a [`ManualClock`](crate::ManualClock) to expire them without waiting.
     pub clock: Arc<dyn Clock>,
@@ -43,6 +52,8 @@ impl Default for HttpConfig {
             iterator_ttl: Duration::from_secs(300),
             next_token_ttl: Duration::from_secs(300),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
         }
     }
@@ -85,6 +96,18 @@ impl HttpConfig {
         self
     }
 
+    /// Sets the time allowed for a request's headers.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Sets the time allowed for a request's body.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
     /// Sets the clock of iterator and token expiry.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -115,6 +138,12 @@ impl HttpConfig {
         }
         if self.next_token_ttl.is_zero() {
             return Err(Error::invalid("next_token_ttl", "must be above zero"));
+        }
+        if self.header_read_timeout.is_zero() {
+            return Err(Error::invalid("header_read_timeout", "must be above zero"));
+        }
+        if self.body_read_timeout.is_zero() {
+            return Err(Error::invalid("body_read_timeout", "must be above zero"));
         }
         if self.max_body_bytes < 1024 {
             return Err(Error::invalid("max_body_bytes", "must be at least 1024"));

@@ -77,6 +77,15 @@ impl ApiError {
         )
     }
 
+    /// The request's body did not arrive in time. SDKs retry this type.
+    pub(crate) fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeoutException",
+            message,
+        )
+    }
+
     /// The server failed; the request may succeed when retried.
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(

@@ -5,7 +5,11 @@
 //! `X-Amz-Target: Kinesis_20131202.<Action>`, JSON bodies, errors as
 //! `{"__type": ..., "message": ...}` with `x-amzn-ErrorType` and `x-amzn-RequestId` headers.
 //! Signed and unsigned requests are both accepted (signatures are not checked). HTTP/1.1 and
-//! HTTP/2 with prior knowledge are served on the same port.
+//! HTTP/2 with prior knowledge are served on the same port. A client has 30 s to send a
+//! request's headers and 60 s for its body (then `408 RequestTimeoutException`), so slow or
+//! silent clients do not hold connections for ever; see
+//! [`header_read_timeout`](HttpConfig::header_read_timeout()) and
+//! [`body_read_timeout`](HttpConfig::body_read_timeout()).
 //!
 //! Actions: CreateStream, DeleteStream, DescribeStream, DescribeStreamSummary, ListStreams,
 //! ListShards (pagination, `ShardFilter`), PutRecord, PutRecords, GetShardIterator, GetRecords
@@ -34,6 +38,7 @@
 mod actions;
 mod arn;
 mod config;
+mod connection;
 mod encode;
 mod error;
 mod fields;

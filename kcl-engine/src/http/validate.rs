@@ -11,11 +11,16 @@ const SHOWN_VALUE_CHARS: usize = 64;
 /// `text` for a message: quoted, and cut short if long, so a message stays small whatever the
 /// request held.
 pub(crate) fn describe_value(text: &str) -> String {
+    format!("'{}'", cut_short(text))
+}
+
+/// `text` cut short if long, for a member name made of request content (a tag key).
+pub(crate) fn cut_short(text: &str) -> String {
     if text.chars().count() <= SHOWN_VALUE_CHARS {
-        format!("'{text}'")
+        text.to_owned()
     } else {
         let shown: String = text.chars().take(SHOWN_VALUE_CHARS).collect();
-        format!("'{shown}...'")
+        format!("{shown}...")
     }
 }
 

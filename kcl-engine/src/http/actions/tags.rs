@@ -101,7 +101,8 @@ pub(super) fn validated_tags(
     validate::count("Tags", tags.len(), 1, max)?;
     let mut checked = BTreeMap::new();
     for (key, value) in tags {
-        let field = format!("Tags.{key}");
+        // A key of any length may arrive; messages repeat only its start.
+        let field = format!("Tags.{}", validate::cut_short(key));
         let Value::String(value) = value else {
             return Err(ApiError::serialization(format!("{field} must be a string")));
         };
