@@ -394,3 +394,40 @@ async fn a_graceful_stop_finishes_and_syncs() {
     assert_eq!(batch.records.len(), 1);
     assert_eq!(batch.records[0].data.as_ref(), [1, 2, 3]);
 }
+
+#[tokio::test]
+async fn a_durable_engines_iterators_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::open(kcl_engine::EngineConfig::durable(dir.path())).expect("engine");
+    let server = TestServer::start_with(engine, HttpConfig::default()).await;
+    create(&server, "kept", 1).await;
+    let put = post(
+        server.addr,
+        Some(&target("PutRecord")),
+        json!({"StreamName": "kept", "PartitionKey": "k", "Data": "AQID"}).to_string(),
+    )
+    .await;
+    assert_eq!(put.status, 200);
+    let iterator = trim_horizon_iterator(&server, "kept", "shardId-000000000000").await;
+    server.stop().await.expect("graceful stop");
+
+    let reopened = Engine::open(kcl_engine::EngineConfig::durable(dir.path())).expect("reopen");
+    let server = TestServer::start_with(reopened, HttpConfig::default()).await;
+    let answer = post(
+        server.addr,
+        Some(&target("GetRecords")),
+        json!({"ShardIterator": iterator}).to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["Records"][0]["Data"], "AQID");
+    // A forged iterator is still refused after the restart.
+    let forged = format!("A{}", &iterator[1..]);
+    let refused = post(
+        server.addr,
+        Some(&target("GetRecords")),
+        json!({"ShardIterator": forged}).to_string(),
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+}

@@ -27,7 +27,7 @@ use super::error::ApiError;
 use super::fields::parse_body;
 use super::protocol::{self, RequestIds};
 use super::token::TokenSigner;
-use crate::Engine;
+use crate::{Engine, Storage};
 
 /// Connections the kernel queues until the server accepts them. Beyond it, a new connection's
 /// handshake is dropped and retried a second later; the default of `TcpListener::bind` (128)
@@ -61,7 +61,10 @@ impl KinesisServer {
         config
             .validate()
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error.to_string()))?;
-        let signer = TokenSigner::random()?;
+        let signer = match &engine.config().storage {
+            Storage::Directory(data_dir) => TokenSigner::kept_in(data_dir)?,
+            Storage::InMemory => TokenSigner::random()?,
+        };
         let socket = if config.listen.is_ipv4() {
             TcpSocket::new_v4()?
         } else {

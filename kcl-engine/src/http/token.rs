@@ -1,9 +1,13 @@
 //! Tokens the server hands out and must get back unaltered (shard iterators, pagination tokens):
-//! a JSON payload followed by an HMAC-SHA256 of it, base64-encoded. The key is random per server
-//! start, so a token cannot be forged or edited to read another stream or shard; a restarted
-//! server refuses older tokens, as a client must be ready for anyway (iterators expire).
+//! a JSON payload followed by an HMAC-SHA256 of it, base64-encoded. The key is random, so a token
+//! cannot be forged or edited to read another stream or shard. A durable engine keeps the key in
+//! its data directory, so iterators handed out before a restart still work after it (until they
+//! expire), as they do across Kinesis's own failovers; an in-memory engine's key lives as long as
+//! the server.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
@@ -12,6 +16,9 @@ use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
 const MAC_BYTES: usize = 32;
+
+/// The key's file in a durable engine's data directory.
+const KEY_FILE: &str = "token-key";
 
 /// Seals and opens tokens with this server's key.
 #[derive(Clone)]
@@ -31,6 +38,36 @@ impl TokenSigner {
         let mut key = [0u8; 32];
         std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
         Ok(TokenSigner { key })
+    }
+
+    /// The signer whose key is kept in `data_dir`: read back if a server wrote it before, else
+    /// made at random and stored (readable by the owner only; written to a temporary file and
+    /// renamed, so a crash cannot leave half a key).
+    pub(crate) fn kept_in(data_dir: &Path) -> std::io::Result<Self> {
+        let path = data_dir.join(KEY_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&bytes);
+                return Ok(TokenSigner { key });
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+        let signer = TokenSigner::random()?;
+        std::fs::create_dir_all(data_dir)?;
+        let temporary = data_dir.join(format!("{KEY_FILE}.tmp"));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(&signer.key)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &path)?;
+        Ok(signer)
     }
 
     fn mac(&self) -> Hmac<Sha256> {
