@@ -144,6 +144,7 @@ for_each_store!(
     a_graceful_shutdown_hands_over_within_one_taker_interval_without_duplicates,
     splits_and_merges_keep_key_order_and_parents_first,
     a_stale_owner_cannot_checkpoint_and_hears_lease_lost,
+    a_deleted_lease_counts_as_lost,
     a_shard_end_without_checkpoint_is_reported_and_children_wait,
     a_store_outage_longer_than_a_lease_stops_processing_until_the_lease_is_back,
     uneven_shares_balance_to_floor_or_ceiling,
@@ -389,53 +390,98 @@ impl RecordProcessor for BlockingProcessor {
     }
 }
 
+/// A worker whose processor is stuck inside its first batch on the only shard, until told to
+/// go on and checkpoint.
+struct BlockedWorker {
+    worker: WorkerHandle,
+    proceed: Arc<Notify>,
+    lost: Arc<Notify>,
+    outcome: Arc<Mutex<Option<Result<(), Error>>>>,
+    key: LeaseKey,
+}
+
+impl BlockedWorker {
+    async fn start(cluster: &Cluster) -> BlockedWorker {
+        for i in 0..5 {
+            cluster
+                .engine
+                .put_record(STREAM, PutRecordsEntry::new("k", format!("k:{i}")))
+                .unwrap();
+        }
+        let (entered, proceed, lost) = (
+            Arc::new(Notify::new()),
+            Arc::new(Notify::new()),
+            Arc::new(Notify::new()),
+        );
+        let outcome = Arc::new(Mutex::new(None));
+        let factory = {
+            let (entered, proceed, lost, outcome) = (
+                entered.clone(),
+                proceed.clone(),
+                lost.clone(),
+                outcome.clone(),
+            );
+            move |_: &ShardInfo| -> Box<dyn RecordProcessor> {
+                Box::new(BlockingProcessor {
+                    entered: entered.clone(),
+                    proceed: proceed.clone(),
+                    outcome: outcome.clone(),
+                    lost: lost.clone(),
+                })
+            }
+        };
+        let worker = Worker::builder()
+            .stream(STREAM)
+            .unwrap()
+            .source(Arc::new(cluster.engine.clone()))
+            .lease_store(Arc::clone(&cluster.store.store))
+            .processor_factory(factory)
+            .config(config())
+            .build()
+            .unwrap()
+            .start();
+        tokio::time::timeout(Duration::from_secs(10), entered.notified())
+            .await
+            .expect("processing began");
+        BlockedWorker {
+            worker,
+            proceed,
+            lost,
+            outcome,
+            key: LeaseKey::new(StreamName::new(STREAM).unwrap(), ShardId::from_index(0)),
+        }
+    }
+
+    /// Lets the processor checkpoint; checks that it got `LeaseLost`, heard `lease_lost`, and
+    /// that the worker let the shard go.
+    async fn finish_as_stale_owner(self) {
+        self.proceed.notify_one();
+        tokio::time::timeout(Duration::from_secs(10), self.lost.notified())
+            .await
+            .expect("lease_lost was called");
+        let result = self
+            .outcome
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("the processor tried to checkpoint");
+        assert!(matches!(result, Err(Error::LeaseLost { .. })), "{result:?}");
+        let worker = self.worker;
+        let forgotten = within(Duration::from_secs(5), || worker.held_shards().is_empty()).await;
+        assert!(
+            forgotten.is_some(),
+            "the worker still counts the lost lease as held"
+        );
+        worker.shutdown().await.unwrap();
+    }
+}
+
 async fn a_stale_owner_cannot_checkpoint_and_hears_lease_lost(kind: StoreKind) {
     let cluster = Cluster::new(kind, 1).await;
-    for i in 0..5 {
-        cluster
-            .engine
-            .put_record(STREAM, PutRecordsEntry::new("k", format!("k:{i}")))
-            .unwrap();
-    }
-    let (entered, proceed, lost) = (
-        Arc::new(Notify::new()),
-        Arc::new(Notify::new()),
-        Arc::new(Notify::new()),
-    );
-    let outcome = Arc::new(Mutex::new(None));
-    let factory = {
-        let (entered, proceed, lost, outcome) = (
-            entered.clone(),
-            proceed.clone(),
-            lost.clone(),
-            outcome.clone(),
-        );
-        move |_: &ShardInfo| -> Box<dyn RecordProcessor> {
-            Box::new(BlockingProcessor {
-                entered: entered.clone(),
-                proceed: proceed.clone(),
-                outcome: outcome.clone(),
-                lost: lost.clone(),
-            })
-        }
-    };
-    let worker = Worker::builder()
-        .stream(STREAM)
-        .unwrap()
-        .source(Arc::new(cluster.engine.clone()))
-        .lease_store(Arc::clone(&cluster.store.store))
-        .processor_factory(factory)
-        .config(config())
-        .build()
-        .unwrap()
-        .start();
-    tokio::time::timeout(Duration::from_secs(10), entered.notified())
-        .await
-        .expect("processing began");
-
+    let blocked = BlockedWorker::start(&cluster).await;
     // Another worker steals the lease while the batch is being processed.
     let store = &cluster.store.store;
-    let key = LeaseKey::new(StreamName::new(STREAM).unwrap(), ShardId::from_index(0));
+    let key = blocked.key.clone();
     let seen = store.get_lease(&key).await.unwrap().unwrap();
     let thief = WorkerId::new("thief").unwrap();
     store
@@ -448,17 +494,7 @@ async fn a_stale_owner_cannot_checkpoint_and_hears_lease_lost(kind: StoreKind) {
         )
         .await
         .unwrap();
-    proceed.notify_one();
-
-    tokio::time::timeout(Duration::from_secs(10), lost.notified())
-        .await
-        .expect("lease_lost was called");
-    let result = outcome
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("the processor tried to checkpoint");
-    assert!(matches!(result, Err(Error::LeaseLost { .. })), "{result:?}");
+    blocked.finish_as_stale_owner().await;
     let after = store.get_lease(&key).await.unwrap().unwrap();
     assert_eq!(after.owner, Some(thief));
     assert_eq!(
@@ -466,12 +502,16 @@ async fn a_stale_owner_cannot_checkpoint_and_hears_lease_lost(kind: StoreKind) {
         Checkpoint::TrimHorizon,
         "the stale owner wrote nothing"
     );
-    let forgotten = within(Duration::from_secs(5), || worker.held_shards().is_empty()).await;
-    assert!(
-        forgotten.is_some(),
-        "the worker still counts the lost lease as held"
-    );
-    worker.shutdown().await.unwrap();
+}
+
+async fn a_deleted_lease_counts_as_lost(kind: StoreKind) {
+    // As when a stale owner wakes after another worker finished the shard and the finished
+    // lease was cleaned up.
+    let cluster = Cluster::new(kind, 1).await;
+    let blocked = BlockedWorker::start(&cluster).await;
+    let key = blocked.key.clone();
+    assert!(cluster.store.store.delete_lease(&key).await.unwrap());
+    blocked.finish_as_stale_owner().await;
 }
 
 async fn a_shard_end_without_checkpoint_is_reported_and_children_wait(kind: StoreKind) {

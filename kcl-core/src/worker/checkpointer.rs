@@ -195,6 +195,12 @@ impl Checkpointer {
                     self.lost = true;
                     return Err(error);
                 }
+                // The lease was deleted: its shard was finished by another worker and its
+                // children started. This worker no longer holds it.
+                Err(Error::NotFound { .. }) => {
+                    self.lost = true;
+                    return Err(self.lost_error());
+                }
                 Err(error)
                     if error.is_transient() && started.elapsed() < self.config.lease_duration =>
                 {

@@ -48,7 +48,7 @@ pub(crate) async fn renew_leases(ctx: Arc<WorkerContext>) {
                             ctx.signal(shard, fence, Stop::Handoff);
                         }
                     }
-                    Err(Error::LeaseLost { .. }) => {
+                    Err(Error::LeaseLost { .. } | Error::NotFound { .. }) => {
                         tracing::info!(lease = %key, "lease lost to another worker");
                         WorkerMetrics::add(&ctx.metrics.leases_lost, 1);
                         ctx.signal(shard, fence, Stop::LeaseLost);

@@ -265,7 +265,7 @@ impl ShardConsumer {
                 .await;
                 match recorded {
                     Ok(()) => break,
-                    Err(error @ Error::LeaseLost { .. }) => {
+                    Err(error @ (Error::LeaseLost { .. } | Error::NotFound { .. })) => {
                         tracing::info!(%error, "lease lost at shard end");
                         checkpointer.mark_lost();
                         processor.lease_lost().await;
@@ -274,8 +274,14 @@ impl ShardConsumer {
                     Err(error) => {
                         let delay = backoff.next_delay();
                         tracing::warn!(%error, ?delay, "recording child shards failed; retrying");
-                        if self.pause_unless_stopped(delay).await.is_some() {
-                            return self.release().await;
+                        match self.pause_unless_stopped(delay).await {
+                            None => {}
+                            Some(Stop::LeaseLost) => {
+                                checkpointer.mark_lost();
+                                processor.lease_lost().await;
+                                return;
+                            }
+                            Some(_) => return self.release().await,
                         }
                     }
                 }
