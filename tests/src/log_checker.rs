@@ -1,0 +1,811 @@
+//! Proves the guarantees from the workers' logs (`worker_log`), after the processes are gone:
+//!
+//! - **Nothing lost**: every acknowledged record was processed at least once.
+//! - **Order**: within each processor run (one lease held by one process), sequence numbers
+//!   and each partition key's counter only increase.
+//! - **Fencing**: one run per (shard, epoch); a checkpoint reported written at epoch E on shard S
+//!   was begun before any run of S at a later epoch started (the taker starts its processor only
+//!   after its take was written, so a write begun later happened after the take and should have
+//!   been refused); a refused checkpoint is `LeaseLost`, never another error.
+//! - **Parent before child**: a child's first record came after the last record of each parent
+//!   was processed and after a `SHARD_END` checkpoint of that parent was begun.
+//! - **Takeover**: for each worker killed or paused, how long until another run processed each
+//!   shard it held.
+//!
+//! Times are wall-clock microseconds of one machine. Each comparison is arranged so that an
+//! honest system always passes it however the processes were scheduled: only an event that
+//! must have happened later is required to be logged later.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kcl_core::SequenceNumber;
+
+use crate::stream_admin::ShardLineage;
+use crate::worker_log::{CheckpointOutcome, Event};
+
+/// A fault the test injected into a worker process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerFault {
+    /// `kill` or `pause`.
+    pub kind: &'static str,
+    /// The worker process (`w1.0`).
+    pub instance: String,
+    /// When (µs since the epoch).
+    pub at: u64,
+}
+
+/// How long a shard held by a faulted worker went unprocessed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Takeover {
+    /// The fault.
+    pub fault: WorkerFault,
+    /// A shard the worker held then.
+    pub shard: String,
+    /// From the fault to the first record (or checkpoint) of a run that started after it, in
+    /// µs (for a run that found nothing to process, to its initialization); `None` if no run
+    /// ever held the shard again.
+    pub after: Option<u64>,
+    /// True if that run processed a record or checkpointed (not only initialized).
+    pub processed: bool,
+}
+
+/// What the checker found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Records acknowledged by the stream.
+    pub acknowledged: usize,
+    /// Records processed, counting repeats.
+    pub processed: usize,
+    /// Distinct records processed.
+    pub distinct: usize,
+    /// `processed - distinct`.
+    pub duplicates: usize,
+    /// Acknowledged records never processed.
+    pub lost: Vec<(String, u64)>,
+    /// Processor runs (leases held).
+    pub runs: usize,
+    /// Checkpoints written.
+    pub checkpoints_written: usize,
+    /// Checkpoints refused with `LeaseLost`: a stale owner fenced off.
+    pub checkpoints_fenced: usize,
+    /// Child shards whose start was checked against their parents.
+    pub children_checked: usize,
+    /// Takeover of each shard of each faulted worker.
+    pub takeovers: Vec<Takeover>,
+    /// Broken guarantees, described.
+    pub violations: Vec<String>,
+}
+
+struct Run {
+    shard: String,
+    started: u64,
+    ended: Option<u64>,
+    epoch: Option<u64>,
+}
+
+/// Checks `events` (from `read_logs`) against what the producer got `acknowledged`, the stream's
+/// shards, and the faults injected.
+pub fn check(
+    events: &[Event],
+    acknowledged: &BTreeSet<(String, u64)>,
+    shards: &[ShardLineage],
+    faults: &[WorkerFault],
+) -> Report {
+    let mut report = Report {
+        acknowledged: acknowledged.len(),
+        ..Report::default()
+    };
+    let runs = collect_runs(events, &mut report);
+    report.runs = runs.len();
+    check_records(events, acknowledged, &mut report);
+    check_fencing(events, &runs, &mut report);
+    check_parents_first(events, shards, &mut report);
+    report.takeovers = takeovers(events, &runs, faults);
+    report
+}
+
+type RunKey = (String, u64);
+
+fn collect_runs(events: &[Event], report: &mut Report) -> BTreeMap<RunKey, Run> {
+    let mut runs: BTreeMap<RunKey, Run> = BTreeMap::new();
+    for event in events {
+        match event {
+            Event::Start { w, run, shard, t } => {
+                runs.insert(
+                    (w.clone(), *run),
+                    Run {
+                        shard: shard.clone(),
+                        started: *t,
+                        ended: None,
+                        epoch: None,
+                    },
+                );
+            }
+            Event::End { w, run, t, .. } => {
+                if let Some(r) = runs.get_mut(&(w.clone(), *run)) {
+                    r.ended = Some(*t);
+                }
+            }
+            Event::Record {
+                w,
+                run,
+                shard,
+                epoch,
+                ..
+            }
+            | Event::CheckpointBegin {
+                w,
+                run,
+                shard,
+                epoch,
+                ..
+            }
+            | Event::Checkpoint {
+                w,
+                run,
+                shard,
+                epoch,
+                ..
+            } => {
+                let Some(r) = runs.get_mut(&(w.clone(), *run)) else {
+                    report.violations.push(format!(
+                        "{w} run {run} on {shard} logged work before it started"
+                    ));
+                    continue;
+                };
+                if &r.shard != shard {
+                    report.violations.push(format!(
+                        "{w} run {run} of {} logged work on {shard}",
+                        r.shard
+                    ));
+                }
+                match r.epoch {
+                    None => r.epoch = Some(*epoch),
+                    Some(held) if held != *epoch => report.violations.push(format!(
+                        "{w} run {run} on {shard} worked at epochs {held} and {epoch}"
+                    )),
+                    Some(_) => {}
+                }
+            }
+            Event::Hello { .. } | Event::Init { .. } => {}
+        }
+    }
+    runs
+}
+
+type RunProgress<'a> = (Option<&'a SequenceNumber>, BTreeMap<&'a str, u64>);
+
+fn check_records(events: &[Event], acknowledged: &BTreeSet<(String, u64)>, report: &mut Report) {
+    let mut seen: BTreeSet<(&str, u64)> = BTreeSet::new();
+    // Per run: the last sequence number, and each key's last counter.
+    let mut last: BTreeMap<(&str, u64), RunProgress<'_>> = BTreeMap::new();
+    for event in events {
+        let Event::Record {
+            w,
+            run,
+            shard,
+            seq,
+            key,
+            n,
+            ..
+        } = event
+        else {
+            continue;
+        };
+        report.processed += 1;
+        seen.insert((key, *n));
+        let (previous, keys) = last.entry((w, *run)).or_default();
+        if let Some(previous) = previous
+            && *previous >= seq
+        {
+            report.violations.push(format!(
+                "{w} run {run} on {shard} went from {previous} back to {seq}"
+            ));
+        }
+        *previous = Some(seq);
+        if let Some(before) = keys.insert(key, *n)
+            && before >= *n
+        {
+            report.violations.push(format!(
+                "{w} run {run} on {shard}: {key} went from {before} to {n}"
+            ));
+        }
+    }
+    report.distinct = seen.len();
+    report.duplicates = report.processed - report.distinct;
+    report.lost = acknowledged
+        .iter()
+        .filter(|(key, n)| !seen.contains(&(key.as_str(), *n)))
+        .cloned()
+        .collect();
+}
+
+/// The runs that held one lease at one epoch.
+type Holders<'a> = Vec<(&'a RunKey, &'a Run)>;
+
+fn check_fencing(events: &[Event], runs: &BTreeMap<RunKey, Run>, report: &mut Report) {
+    // Per shard and epoch: the runs that held it, in the order they started. A take bumps the
+    // epoch, so one epoch belongs to one worker process. That process may run the lease again
+    // at the same epoch (it stopped processing a lease it could not renew, and found it still
+    // its own), but only after the previous run ended.
+    let mut held: BTreeMap<&str, BTreeMap<u64, Holders<'_>>> = BTreeMap::new();
+    for (key, run) in runs {
+        if let Some(epoch) = run.epoch {
+            held.entry(&run.shard)
+                .or_default()
+                .entry(epoch)
+                .or_default()
+                .push((key, run));
+        }
+    }
+    // Per shard: when each epoch's first run started (after the take was written).
+    let mut takes: BTreeMap<&str, BTreeMap<u64, (&RunKey, u64)>> = BTreeMap::new();
+    for (shard, by_epoch) in &mut held {
+        for (epoch, holders) in by_epoch {
+            holders.sort_by_key(|(_, run)| run.started);
+            for pair in holders.windows(2) {
+                let ((first, earlier), (second, later)) = (pair[0], pair[1]);
+                if first.0 != second.0 || earlier.ended.is_none_or(|ended| ended > later.started) {
+                    report.violations.push(format!(
+                        "{shard} was held at epoch {epoch} by two runs at once: {first:?} and \
+                         {second:?}"
+                    ));
+                }
+            }
+            let (first, run) = holders[0];
+            takes
+                .entry(shard)
+                .or_default()
+                .insert(*epoch, (first, run.started));
+        }
+    }
+    for event in events {
+        let Event::Checkpoint {
+            w,
+            run,
+            shard,
+            epoch,
+            at,
+            outcome,
+            t0,
+            ..
+        } = event
+        else {
+            continue;
+        };
+        match outcome {
+            CheckpointOutcome::Ok => {
+                report.checkpoints_written += 1;
+                let later = takes
+                    .get(shard.as_str())
+                    .into_iter()
+                    .flat_map(|by_epoch| by_epoch.range(epoch + 1..));
+                for (later_epoch, (taker, taken)) in later {
+                    if t0 >= taken {
+                        report.violations.push(format!(
+                            "{w} run {run} wrote checkpoint {at} on {shard} at epoch {epoch}, \
+                             begun {} µs after {taker:?} started at epoch {later_epoch}",
+                            t0 - taken
+                        ));
+                    }
+                }
+            }
+            CheckpointOutcome::LeaseLost => report.checkpoints_fenced += 1,
+            CheckpointOutcome::Failed(error) => report.violations.push(format!(
+                "{w} run {run}: checkpoint {at} on {shard} failed with something other than \
+                 LeaseLost: {error}"
+            )),
+        }
+    }
+}
+
+fn check_parents_first(events: &[Event], shards: &[ShardLineage], report: &mut Report) {
+    // Per shard: the first time each sequence number was processed, and the first record.
+    let mut first_processed: BTreeMap<&str, BTreeMap<&SequenceNumber, u64>> = BTreeMap::new();
+    // SHARD_END checkpoints begun, with whether they were refused.
+    let mut shard_end_begun: BTreeMap<&str, Vec<(RunKey, u64)>> = BTreeMap::new();
+    let mut shard_end_refused: BTreeSet<RunKey> = BTreeSet::new();
+    for event in events {
+        match event {
+            Event::Record { shard, seq, t, .. } => {
+                let first = first_processed
+                    .entry(shard)
+                    .or_default()
+                    .entry(seq)
+                    .or_insert(*t);
+                *first = (*first).min(*t);
+            }
+            Event::CheckpointBegin {
+                w,
+                run,
+                shard,
+                at,
+                t,
+                ..
+            } if at == "SHARD_END" => {
+                shard_end_begun
+                    .entry(shard)
+                    .or_default()
+                    .push(((w.clone(), *run), *t));
+            }
+            Event::Checkpoint {
+                w,
+                run,
+                at,
+                outcome,
+                ..
+            } if at == "SHARD_END" && outcome != &CheckpointOutcome::Ok => {
+                shard_end_refused.insert((w.clone(), *run));
+            }
+            _ => {}
+        }
+    }
+    for child in shards {
+        let Some(child_first) = first_processed
+            .get(child.shard.as_str())
+            .and_then(|records| records.values().min())
+        else {
+            continue;
+        };
+        report.children_checked += usize::from(!child.parents.is_empty());
+        for parent in &child.parents {
+            if let Some((last, parent_last)) = first_processed
+                .get(parent.as_str())
+                .and_then(|records| records.iter().next_back())
+                && parent_last > child_first
+            {
+                report.violations.push(format!(
+                    "{} processed a record {} µs before its parent {parent}'s last ({last}) was",
+                    child.shard,
+                    parent_last - child_first
+                ));
+            }
+            let ended_first = shard_end_begun.get(parent.as_str()).is_some_and(|begun| {
+                begun
+                    .iter()
+                    .any(|(run, t)| t <= child_first && !shard_end_refused.contains(run))
+            });
+            if !ended_first {
+                report.violations.push(format!(
+                    "{} processed a record before its parent {parent} checkpointed SHARD_END",
+                    child.shard
+                ));
+            }
+        }
+    }
+}
+
+fn takeovers(
+    events: &[Event],
+    runs: &BTreeMap<RunKey, Run>,
+    faults: &[WorkerFault],
+) -> Vec<Takeover> {
+    // Per run: when it first processed a record or began a checkpoint, and when it initialized
+    // (what counts for a run that found nothing to process).
+    let mut first_work: BTreeMap<RunKey, u64> = BTreeMap::new();
+    let mut initialized: BTreeMap<RunKey, u64> = BTreeMap::new();
+    let mut finished: BTreeSet<&str> = BTreeSet::new();
+    for event in events {
+        match event {
+            Event::Record { w, run, t, .. } | Event::CheckpointBegin { w, run, t, .. } => {
+                first_work.entry((w.clone(), *run)).or_insert(*t);
+            }
+            Event::Init { w, run, t, .. } => {
+                initialized.insert((w.clone(), *run), *t);
+            }
+            Event::Checkpoint {
+                shard, at, outcome, ..
+            } if at == "SHARD_END" && outcome == &CheckpointOutcome::Ok => {
+                finished.insert(shard);
+            }
+            _ => {}
+        }
+    }
+    let mut takeovers = Vec::new();
+    for fault in faults {
+        let held = runs.iter().filter(|((w, _), run)| {
+            w == &fault.instance
+                && run.started < fault.at
+                && run.ended.is_none_or(|ended| ended > fault.at)
+        });
+        for (_, run) in held {
+            // A zombie (paused, resumed, killed before it noticed) no longer held the shard:
+            // another run had started on it between the faulted run's start and the fault.
+            let taken_before = runs.values().any(|other| {
+                other.shard == run.shard && other.started > run.started && other.started < fault.at
+            });
+            if taken_before {
+                continue;
+            }
+            // The first run of the shard started after the fault that did something.
+            let resumed = runs
+                .iter()
+                .filter(|(_, later)| later.shard == run.shard && later.started > fault.at)
+                .filter_map(|(key, _)| match first_work.get(key) {
+                    Some(t) => Some((*t, true)),
+                    None => initialized.get(key).map(|t| (*t, false)),
+                })
+                .min();
+            if resumed.is_none() && finished.contains(run.shard.as_str()) {
+                // The faulted run had finished the shard; nothing was left to resume.
+                continue;
+            }
+            takeovers.push(Takeover {
+                fault: fault.clone(),
+                shard: run.shard.clone(),
+                after: resumed.map(|(t, _)| t.saturating_sub(fault.at)),
+                processed: resumed.is_some_and(|(_, processed)| processed),
+            });
+        }
+    }
+    takeovers
+}
+
+/// The shards each worker process holds by its log: runs started and not ended.
+pub fn shards_held(events: &[Event]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut held: BTreeMap<String, BTreeMap<u64, String>> = BTreeMap::new();
+    for event in events {
+        match event {
+            Event::Start { w, run, shard, .. } => {
+                held.entry(w.clone())
+                    .or_default()
+                    .insert(*run, shard.clone());
+            }
+            Event::End { w, run, .. } => {
+                if let Some(runs) = held.get_mut(w) {
+                    runs.remove(run);
+                }
+            }
+            _ => {}
+        }
+    }
+    held.into_iter()
+        .map(|(w, runs)| (w, runs.into_values().collect()))
+        .collect()
+}
+
+/// The distinct (key, n) records processed so far.
+pub fn processed_records(events: &[Event]) -> BTreeSet<(String, u64)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Record { key, n, .. } => Some((key.clone(), *n)),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Report {
+    /// Takeover times that were measured, in µs, sorted.
+    pub fn takeover_times(&self) -> Vec<u64> {
+        let mut times: Vec<u64> = self.takeovers.iter().filter_map(|t| t.after).collect();
+        times.sort_unstable();
+        times
+    }
+
+    /// A few lines of figures for the test's output.
+    pub fn summary(&self) -> String {
+        let times = self.takeover_times();
+        let ms = |micros: u64| format!("{:.0} ms", micros as f64 / 1000.0);
+        let worst = times.last().map_or_else(|| "-".to_owned(), |t| ms(*t));
+        let median = times
+            .get(times.len() / 2)
+            .map_or_else(|| "-".to_owned(), |t| ms(*t));
+        format!(
+            "records: acknowledged {}, processed {}, distinct {}, duplicates {}, lost {}\n\
+             runs {}, checkpoints written {}, fenced (LeaseLost) {}, children checked {}\n\
+             takeovers measured {} (unresumed {}), median {median}, worst {worst}\n\
+             violations {}",
+            self.acknowledged,
+            self.processed,
+            self.distinct,
+            self.duplicates,
+            self.lost.len(),
+            self.runs,
+            self.checkpoints_written,
+            self.checkpoints_fenced,
+            self.children_checked,
+            times.len(),
+            self.takeovers.iter().filter(|t| t.after.is_none()).count(),
+            self.violations.len(),
+        )
+    }
+
+    /// Fails, naming the first problems, unless nothing was lost and no guarantee was broken.
+    pub fn assert_guarantees(&self) {
+        assert!(
+            self.lost.is_empty(),
+            "{} acknowledged records were never processed, e.g. {:?}",
+            self.lost.len(),
+            &self.lost[..self.lost.len().min(10)]
+        );
+        assert!(
+            self.violations.is_empty(),
+            "{} violations:\n{}",
+            self.violations.len(),
+            self.violations[..self.violations.len().min(20)].join("\n")
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(w: &str, run: u64, shard: &str, t: u64) -> Event {
+        Event::Start {
+            w: w.to_owned(),
+            run,
+            shard: shard.to_owned(),
+            t,
+        }
+    }
+
+    fn record(w: &str, run: u64, shard: &str, seq: u128, n: u64, epoch: u64, t: u64) -> Event {
+        Event::Record {
+            w: w.to_owned(),
+            run,
+            shard: shard.to_owned(),
+            seq: SequenceNumber::from(seq),
+            key: "k".to_owned(),
+            n,
+            epoch,
+            t,
+        }
+    }
+
+    fn begin(w: &str, run: u64, shard: &str, epoch: u64, at: &str, t: u64) -> Event {
+        Event::CheckpointBegin {
+            w: w.to_owned(),
+            run,
+            shard: shard.to_owned(),
+            epoch,
+            at: at.to_owned(),
+            t,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn checkpoint(
+        w: &str,
+        run: u64,
+        shard: &str,
+        epoch: u64,
+        at: &str,
+        outcome: CheckpointOutcome,
+        t0: u64,
+        t: u64,
+    ) -> Event {
+        Event::Checkpoint {
+            w: w.to_owned(),
+            run,
+            shard: shard.to_owned(),
+            epoch,
+            at: at.to_owned(),
+            outcome,
+            t0,
+            t,
+        }
+    }
+
+    fn acknowledged(count: u64) -> BTreeSet<(String, u64)> {
+        (0..count).map(|n| ("k".to_owned(), n)).collect()
+    }
+
+    /// w1 processes k:0..2 at epoch 1 and checkpoints; w2 takes over at epoch 2 at t = 100 and
+    /// processes k:1 again and k:2.
+    fn honest() -> Vec<Event> {
+        vec![
+            start("w1.0", 0, "s0", 0),
+            record("w1.0", 0, "s0", 1, 0, 1, 10),
+            record("w1.0", 0, "s0", 2, 1, 1, 10),
+            begin("w1.0", 0, "s0", 1, "1", 11),
+            checkpoint("w1.0", 0, "s0", 1, "1", CheckpointOutcome::Ok, 11, 12),
+            start("w2.0", 0, "s0", 100),
+            record("w2.0", 0, "s0", 2, 1, 2, 110),
+            record("w2.0", 0, "s0", 3, 2, 2, 110),
+            begin("w2.0", 0, "s0", 2, "3", 111),
+            checkpoint("w2.0", 0, "s0", 2, "3", CheckpointOutcome::Ok, 111, 112),
+        ]
+    }
+
+    #[test]
+    fn an_honest_history_passes_and_counts_duplicates() {
+        let report = check(&honest(), &acknowledged(3), &[], &[]);
+        report.assert_guarantees();
+        assert_eq!(report.duplicates, 1);
+        assert_eq!(report.checkpoints_written, 2);
+        assert_eq!(report.runs, 2);
+    }
+
+    #[test]
+    fn an_acknowledged_record_never_processed_is_lost() {
+        let report = check(&honest(), &acknowledged(4), &[], &[]);
+        assert_eq!(report.lost, vec![("k".to_owned(), 3)]);
+    }
+
+    #[test]
+    fn going_back_within_a_run_is_a_violation() {
+        let mut events = honest();
+        events.push(record("w2.0", 0, "s0", 2, 3, 2, 120));
+        let report = check(&events, &acknowledged(3), &[], &[]);
+        assert!(
+            report.violations[0].contains("back to 2"),
+            "{:?}",
+            report.violations
+        );
+        let mut events = honest();
+        events.push(record("w2.0", 0, "s0", 9, 0, 2, 120));
+        let report = check(&events, &acknowledged(3), &[], &[]);
+        assert!(
+            report.violations[0].contains("k went from 2 to 0"),
+            "{:?}",
+            report.violations
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_begun_after_a_later_epoch_started_is_a_violation() {
+        let mut events = honest();
+        events.push(begin("w1.0", 0, "s0", 1, "2", 150));
+        events.push(checkpoint(
+            "w1.0",
+            0,
+            "s0",
+            1,
+            "2",
+            CheckpointOutcome::Ok,
+            150,
+            151,
+        ));
+        let report = check(&events, &acknowledged(3), &[], &[]);
+        assert_eq!(report.violations.len(), 1, "{:?}", report.violations);
+        assert!(report.violations[0].contains("at epoch 1, begun 50 µs after"));
+
+        // Refused with LeaseLost, the same attempt is the fence working.
+        let mut events = honest();
+        events.push(checkpoint(
+            "w1.0",
+            0,
+            "s0",
+            1,
+            "2",
+            CheckpointOutcome::LeaseLost,
+            150,
+            151,
+        ));
+        let report = check(&events, &acknowledged(3), &[], &[]);
+        report.assert_guarantees();
+        assert_eq!(report.checkpoints_fenced, 1);
+
+        // Any other failure is not.
+        let mut events = honest();
+        let failed = CheckpointOutcome::Failed("timed out".to_owned());
+        events.push(checkpoint("w1.0", 0, "s0", 1, "2", failed, 150, 151));
+        let report = check(&events, &acknowledged(3), &[], &[]);
+        assert!(report.violations[0].contains("other than LeaseLost"));
+    }
+
+    #[test]
+    fn two_runs_at_one_epoch_are_a_violation() {
+        let mut events = honest();
+        events.push(start("w3.0", 0, "s0", 200));
+        events.push(record("w3.0", 0, "s0", 3, 2, 2, 210));
+        let report = check(&events, &acknowledged(3), &[], &[]);
+        assert!(report.violations[0].contains("held at epoch 2 by two runs at once"));
+
+        // The same process running the lease again after its first run ended is fine; before
+        // it ended, it is not.
+        let again = |end: u64| {
+            let mut events = honest();
+            events.push(Event::End {
+                w: "w2.0".to_owned(),
+                run: 0,
+                shard: "s0".to_owned(),
+                why: "lease_lost".to_owned(),
+                t: end,
+            });
+            events.push(start("w2.0", 1, "s0", 200));
+            events.push(record("w2.0", 1, "s0", 3, 2, 2, 210));
+            check(&events, &acknowledged(3), &[], &[])
+        };
+        again(150).assert_guarantees();
+        assert!(again(250).violations[0].contains("two runs at once"));
+    }
+
+    #[test]
+    fn a_child_record_before_its_parents_end_is_a_violation() {
+        let lineage = |shard: &str, parents: &[&str]| ShardLineage {
+            shard: shard.to_owned(),
+            parents: parents.iter().map(|p| (*p).to_owned()).collect(),
+            start: 0,
+            end: 0,
+            open: parents.is_empty(),
+        };
+        let shards = [
+            lineage("s0", &[]),
+            lineage("s1", &[]),
+            lineage("s2", &["s0", "s1"]),
+        ];
+        let parents = vec![
+            start("w1.0", 0, "s0", 0),
+            record("w1.0", 0, "s0", 1, 0, 1, 10),
+            begin("w1.0", 0, "s0", 1, "SHARD_END", 20),
+            checkpoint(
+                "w1.0",
+                0,
+                "s0",
+                1,
+                "SHARD_END",
+                CheckpointOutcome::Ok,
+                20,
+                21,
+            ),
+            start("w1.0", 1, "s1", 0),
+            record("w1.0", 1, "s1", 1, 1, 1, 30),
+            begin("w1.0", 1, "s1", 1, "SHARD_END", 40),
+            checkpoint(
+                "w1.0",
+                1,
+                "s1",
+                1,
+                "SHARD_END",
+                CheckpointOutcome::Ok,
+                40,
+                41,
+            ),
+        ];
+        let child_at = |t: u64| {
+            vec![
+                start("w2.0", 0, "s2", t),
+                record("w2.0", 0, "s2", 9, 2, 1, t),
+            ]
+        };
+
+        let in_order = [parents.clone(), child_at(50)].concat();
+        let report = check(&in_order, &acknowledged(3), &shards, &[]);
+        report.assert_guarantees();
+        assert_eq!(report.children_checked, 1);
+
+        // Before s1's SHARD_END checkpoint, though after its last record.
+        let early = [parents.clone(), child_at(35)].concat();
+        let report = check(&early, &acknowledged(3), &shards, &[]);
+        assert_eq!(report.violations.len(), 1, "{:?}", report.violations);
+        assert!(report.violations[0].contains("before its parent s1 checkpointed SHARD_END"));
+
+        // Before s1's last record.
+        let earlier = [parents, child_at(25)].concat();
+        let report = check(&earlier, &acknowledged(3), &shards, &[]);
+        assert!(report.violations[0].contains("before its parent s1's last"));
+    }
+
+    #[test]
+    fn takeover_runs_from_the_fault_to_the_next_runs_first_record() {
+        let fault = WorkerFault {
+            kind: "kill",
+            instance: "w1.0".to_owned(),
+            at: 50,
+        };
+        let report = check(&honest(), &acknowledged(3), &[], &[fault]);
+        assert_eq!(report.takeovers.len(), 1);
+        assert_eq!(report.takeovers[0].shard, "s0");
+        assert_eq!(report.takeovers[0].after, Some(60));
+        assert!(report.takeovers[0].processed);
+
+        // Killed after another worker had taken its shard: nothing of it to take over.
+        let zombie = WorkerFault {
+            kind: "kill",
+            instance: "w1.0".to_owned(),
+            at: 105,
+        };
+        let report = check(&honest(), &acknowledged(3), &[], &[zombie]);
+        assert_eq!(report.takeovers, vec![]);
+        assert_eq!(
+            shards_held(&honest()),
+            BTreeMap::from([
+                ("w1.0".to_owned(), BTreeSet::from(["s0".to_owned()])),
+                ("w2.0".to_owned(), BTreeSet::from(["s0".to_owned()])),
+            ])
+        );
+    }
+}
