@@ -9,8 +9,9 @@
 //!   been refused); a refused checkpoint is `LeaseLost`, never another error.
 //! - **Parent before child**: a child's first record came after the last record of each parent
 //!   was processed and after a `SHARD_END` checkpoint of that parent was begun.
-//! - **Takeover**: for each worker killed or paused, how long until another run processed each
-//!   shard it held.
+//! - **Takeover**: for each worker killed or paused, how long until each shard it held was
+//!   taken over (the next run's processor initialized), and until that run processed its first
+//!   record when records were waiting.
 //!
 //! Times are wall-clock microseconds of one machine. Each comparison is arranged so that an
 //! honest system always passes it however the processes were scheduled: only an event that
@@ -34,19 +35,21 @@ pub struct WorkerFault {
     pub at: u64,
 }
 
-/// How long a shard held by a faulted worker went unprocessed.
+/// How long a shard held by a faulted worker went without an owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Takeover {
     /// The fault.
     pub fault: WorkerFault,
     /// A shard the worker held then.
     pub shard: String,
-    /// From the fault to the first record (or checkpoint) of a run that started after it, in
-    /// µs (for a run that found nothing to process, to its initialization); `None` if no run
+    /// From the fault to the initialization of the first run of the shard started after it
+    /// (the lease was taken and processing resumed at its checkpoint), in µs; `None` if no run
     /// ever held the shard again.
     pub after: Option<u64>,
-    /// True if that run processed a record or checkpointed (not only initialized).
-    pub processed: bool,
+    /// From the fault to that run's first record, in µs, if that record was already in the
+    /// stream when the run began (records were waiting for it); `None` otherwise. A shard that
+    /// got no records (its hash range holds none of the keys) only shows `after`.
+    pub first_record_after: Option<u64>,
 }
 
 /// What the checker found.
@@ -380,18 +383,22 @@ fn takeovers(
     runs: &BTreeMap<RunKey, Run>,
     faults: &[WorkerFault],
 ) -> Vec<Takeover> {
-    // Per run: when it first processed a record or began a checkpoint, and when it initialized
-    // (what counts for a run that found nothing to process).
-    let mut first_work: BTreeMap<RunKey, u64> = BTreeMap::new();
+    // Per run: when it initialized, and its first record (when it arrived in the stream, when
+    // it was processed).
     let mut initialized: BTreeMap<RunKey, u64> = BTreeMap::new();
+    let mut first_record: BTreeMap<RunKey, (u64, u64)> = BTreeMap::new();
     let mut finished: BTreeSet<&str> = BTreeSet::new();
     for event in events {
         match event {
-            Event::Record { w, run, t, .. } | Event::CheckpointBegin { w, run, t, .. } => {
-                first_work.entry((w.clone(), *run)).or_insert(*t);
-            }
             Event::Init { w, run, t, .. } => {
                 initialized.insert((w.clone(), *run), *t);
+            }
+            Event::Record {
+                w, run, arrival, t, ..
+            } => {
+                first_record
+                    .entry((w.clone(), *run))
+                    .or_insert((*arrival, *t));
             }
             Event::Checkpoint {
                 shard, at, outcome, ..
@@ -417,24 +424,35 @@ fn takeovers(
             if taken_before {
                 continue;
             }
-            // The first run of the shard started after the fault that did something.
-            let resumed = runs
+            let next = runs
                 .iter()
                 .filter(|(_, later)| later.shard == run.shard && later.started > fault.at)
-                .filter_map(|(key, _)| match first_work.get(key) {
-                    Some(t) => Some((*t, true)),
-                    None => initialized.get(key).map(|t| (*t, false)),
-                })
-                .min();
-            if resumed.is_none() && finished.contains(run.shard.as_str()) {
-                // The faulted run had finished the shard; nothing was left to resume.
+                .min_by_key(|(_, later)| later.started);
+            let Some((next_key, next_run)) = next else {
+                if !finished.contains(run.shard.as_str()) {
+                    takeovers.push(Takeover {
+                        fault: fault.clone(),
+                        shard: run.shard.clone(),
+                        after: None,
+                        first_record_after: None,
+                    });
+                }
+                // Otherwise the faulted run had finished the shard: nothing to take over.
                 continue;
-            }
+            };
+            let taken = initialized
+                .get(next_key)
+                .copied()
+                .unwrap_or(next_run.started);
+            let first_record_after = first_record
+                .get(next_key)
+                .filter(|(arrival, _)| *arrival <= taken)
+                .map(|(_, t)| t.saturating_sub(fault.at));
             takeovers.push(Takeover {
                 fault: fault.clone(),
                 shard: run.shard.clone(),
-                after: resumed.map(|(t, _)| t.saturating_sub(fault.at)),
-                processed: resumed.is_some_and(|(_, processed)| processed),
+                after: Some(taken.saturating_sub(fault.at)),
+                first_record_after,
             });
         }
     }
@@ -483,18 +501,38 @@ impl Report {
         times
     }
 
+    /// Times from a fault to the first waiting record processed by the next run, in µs, sorted.
+    pub fn first_record_times(&self) -> Vec<u64> {
+        let mut times: Vec<u64> = self
+            .takeovers
+            .iter()
+            .filter_map(|t| t.first_record_after)
+            .collect();
+        times.sort_unstable();
+        times
+    }
+
     /// A few lines of figures for the test's output.
     pub fn summary(&self) -> String {
-        let times = self.takeover_times();
         let ms = |micros: u64| format!("{:.0} ms", micros as f64 / 1000.0);
-        let worst = times.last().map_or_else(|| "-".to_owned(), |t| ms(*t));
-        let median = times
-            .get(times.len() / 2)
-            .map_or_else(|| "-".to_owned(), |t| ms(*t));
+        let median_and_worst = |times: Vec<u64>| {
+            let at = |fraction: f64| {
+                let i = ((times.len() as f64 * fraction) as usize).min(times.len().max(1) - 1);
+                times.get(i).map_or_else(|| "-".to_owned(), |t| ms(*t))
+            };
+            format!(
+                "{} measured, median {}, p99 {}, worst {}",
+                times.len(),
+                at(0.5),
+                at(0.99),
+                at(1.0)
+            )
+        };
         format!(
             "records: acknowledged {}, processed {}, distinct {}, duplicates {}, lost {}\n\
              runs {}, checkpoints written {}, fenced (LeaseLost) {}, children checked {}\n\
-             takeovers measured {} (unresumed {}), median {median}, worst {worst}\n\
+             takeovers (fault to the next owner's processor initialized): {}; never taken over {}\n\
+             fault to the first waiting record processed by the next owner: {}\n\
              violations {}",
             self.acknowledged,
             self.processed,
@@ -505,8 +543,9 @@ impl Report {
             self.checkpoints_written,
             self.checkpoints_fenced,
             self.children_checked,
-            times.len(),
+            median_and_worst(self.takeover_times()),
             self.takeovers.iter().filter(|t| t.after.is_none()).count(),
+            median_and_worst(self.first_record_times()),
             self.violations.len(),
         )
     }
@@ -550,6 +589,7 @@ mod tests {
             key: "k".to_owned(),
             n,
             epoch,
+            arrival: 0,
             t,
         }
     }
@@ -789,8 +829,10 @@ mod tests {
         let report = check(&honest(), &acknowledged(3), &[], &[fault]);
         assert_eq!(report.takeovers.len(), 1);
         assert_eq!(report.takeovers[0].shard, "s0");
-        assert_eq!(report.takeovers[0].after, Some(60));
-        assert!(report.takeovers[0].processed);
+        // w2's run started at 100 (no Init logged: its start counts), its first record (in
+        // the stream since 0) was processed at 110.
+        assert_eq!(report.takeovers[0].after, Some(50));
+        assert_eq!(report.takeovers[0].first_record_after, Some(60));
 
         // Killed after another worker had taken its shard: nothing of it to take over.
         let zombie = WorkerFault {

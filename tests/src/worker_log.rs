@@ -16,11 +16,14 @@ use serde::{Deserialize, Serialize};
 /// Microseconds since the Unix epoch: one clock for every process on the machine, so events
 /// of different processes can be put in order.
 pub fn wall_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
-        })
+    micros_since_epoch(SystemTime::now())
+}
+
+/// `time` in microseconds since the Unix epoch.
+pub fn micros_since_epoch(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+    })
 }
 
 /// How a checkpoint attempt ended.
@@ -91,6 +94,8 @@ pub enum Event {
         n: u64,
         /// The lease epoch the worker held the shard at.
         epoch: u64,
+        /// When the stream accepted the record (µs since the epoch, millisecond precision).
+        arrival: u64,
         /// When.
         t: u64,
     },

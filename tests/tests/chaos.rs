@@ -11,6 +11,7 @@
 //! unless `CI` is set.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -152,6 +153,7 @@ async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_c
     let mut worker_faults: Vec<WorkerFault> = Vec::new();
     let mut sessions_terminated = 0;
     let mut due: Vec<(Instant, Due)> = Vec::new();
+    let mut timeline = std::fs::File::create(log_dir.join("faults.txt")).expect("faults.txt");
     let started = Instant::now();
     let mut next_fault = started;
     while started.elapsed() < chaos_for {
@@ -184,43 +186,52 @@ async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_c
                 Fault::Merge if open.len() <= MIN_OPEN_SHARDS => Fault::Split,
                 other => other,
             };
-            match fault {
+            let at = wall_micros();
+            let detail = match fault {
                 Fault::Kill => {
                     let i = active[rng.below(active.len())];
                     let instance = workers[i].instance();
                     let at = workers[i].kill();
+                    due.push((Instant::now() + rng.millis(500, 3000), Due::Restart(i)));
                     worker_faults.push(WorkerFault {
                         kind: "kill",
-                        instance,
+                        instance: instance.clone(),
                         at,
                     });
-                    due.push((Instant::now() + rng.millis(500, 3000), Due::Restart(i)));
+                    instance
                 }
                 Fault::Pause => {
                     let i = active[rng.below(active.len())];
                     let instance = workers[i].instance();
                     let at = workers[i].pause();
-                    worker_faults.push(WorkerFault {
-                        kind: "pause",
-                        instance,
-                        at,
-                    });
                     let pause = LEASE + rng.millis(500, 2500);
                     due.push((Instant::now() + pause, Due::Resume(i)));
+                    worker_faults.push(WorkerFault {
+                        kind: "pause",
+                        instance: instance.clone(),
+                        at,
+                    });
+                    format!("{instance} for {pause:?}")
                 }
                 Fault::Split => {
                     let shard = &open[rng.below(open.len())];
                     stream_admin::split_in_half(&client, STREAM, shard).await;
+                    shard.shard.clone()
                 }
                 Fault::Merge => {
                     let low = rng.below(open.len() - 1);
                     stream_admin::merge(&client, STREAM, &open[low], &open[low + 1]).await;
+                    format!("{} {}", open[low].shard, open[low + 1].shard)
                 }
                 Fault::TerminateSessions => {
-                    sessions_terminated +=
+                    let terminated =
                         postgres_admin::terminate_sessions(&mut admin, &application_name).await;
+                    sessions_terminated += terminated;
+                    format!("{terminated} sessions")
                 }
-            }
+            };
+            // The timeline, beside the workers' logs, for reading a slow takeover.
+            writeln!(timeline, "{at} {fault:?} {detail}").expect("the fault timeline");
             *injected.entry(fault).or_default() += 1;
             next_fault = Instant::now() + rng.millis(1500, 4000);
         }
@@ -281,14 +292,21 @@ async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_c
     // The slowest takeovers, and any shard never taken over.
     let mut takeovers: Vec<_> = report.takeovers.iter().collect();
     takeovers.sort_by_key(|t| std::cmp::Reverse(t.after.unwrap_or(u64::MAX)));
-    for takeover in takeovers.iter().take(10) {
-        let after = takeover.after.map_or_else(
-            || "never".to_owned(),
+    let shown = |micros: Option<u64>| {
+        micros.map_or_else(
+            || "-".to_owned(),
             |t| format!("{:?}", Duration::from_micros(t)),
-        );
+        )
+    };
+    for takeover in takeovers.iter().take(5) {
         println!(
-            "takeover of {} after the {} of {} at {}: {after}",
-            takeover.shard, takeover.fault.kind, takeover.fault.instance, takeover.fault.at
+            "takeover of {} after the {} of {} at {}: {} (first waiting record: {})",
+            takeover.shard,
+            takeover.fault.kind,
+            takeover.fault.instance,
+            takeover.fault.at,
+            shown(takeover.after),
+            shown(takeover.first_record_after),
         );
     }
     let failed = !report.lost.is_empty()

@@ -26,7 +26,7 @@ use kcl_kinesis::{KinesisSource, KinesisSourceConfig};
 use kcl_store_postgres::{PostgresLeaseStore, PostgresLeaseStoreConfig};
 use kcl_store_sqlite::SqliteLeaseStore;
 use kcl_tests::producer::parse_payload;
-use kcl_tests::worker_log::{CheckpointOutcome, Event, LogWriter, wall_micros};
+use kcl_tests::worker_log::{CheckpointOutcome, Event, LogWriter, micros_since_epoch, wall_micros};
 
 /// The command line, as `--flag value` pairs.
 struct Args {
@@ -274,6 +274,7 @@ impl RecordProcessor for LoggingProcessor {
                     key,
                     n,
                     epoch,
+                    arrival: micros_since_epoch(record.approximate_arrival),
                     t,
                 }
             })
