@@ -294,6 +294,11 @@ impl ShardConsumer {
                 if checkpointer.last_checkpoint() == &Checkpoint::ShardEnd {
                     break;
                 }
+                // A refused SHARD_END checkpoint means the lease is gone, not a careless processor.
+                if checkpointer.is_lost() {
+                    processor.lease_lost().await;
+                    return;
+                }
                 WorkerMetrics::add(&ctx.metrics.shard_ends_not_checkpointed, 1);
                 let delay = backoff.next_delay();
                 tracing::error!(
