@@ -41,6 +41,7 @@ pub use lease::{
     Checkpoint, CheckpointUpdate, Fence, InMemoryLeaseStore, Lease, LeaseKey, LeaseRow, LeaseStore,
     MAX_WORKER_ID_LEN, NewLease, PendingCheckpoint, TakeMode, WorkerId, lease_duration_millis,
 };
+pub use lease::{FaultInjectingLeaseStore, InjectedFaults, LeaseStoreFault, LeaseStoreOp};
 pub use position::StartingPosition;
 pub use record::{MAX_PARTITION_KEY_CHARS, PartitionKey, Record};
 pub use sequence_number::SequenceNumber;

@@ -6,6 +6,7 @@
 //! [`conformance`] checks any backend against the contract and [`load`] measures one.
 
 mod checkpoint;
+mod fault_injecting;
 mod fence;
 mod in_memory;
 mod key;
@@ -21,6 +22,9 @@ pub mod conformance;
 pub mod load;
 
 pub use checkpoint::{Checkpoint, CheckpointUpdate, PendingCheckpoint};
+pub use fault_injecting::{
+    FaultInjectingLeaseStore, InjectedFaults, LeaseStoreFault, LeaseStoreOp,
+};
 pub use fence::Fence;
 pub use in_memory::InMemoryLeaseStore;
 pub use key::LeaseKey;
