@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::lease::WorkerId;
 use crate::lease::{CheckpointUpdate, Fence, Lease, LeaseKey, LeaseStore, NewLease, TakeMode};
@@ -170,8 +170,11 @@ pub struct FaultInjectingLeaseStore {
     inner: Arc<dyn LeaseStore>,
     scripted: Mutex<Vec<ScriptedFault>>,
     decider: Option<Box<FaultDecider>>,
-    /// Bumped to release every call hanging at the time.
-    releases: watch::Sender<u64>,
+    /// Bumped to release every call hanging at the time; `released` wakes them. (A `Notify`
+    /// wakes its waiters in the order they came, where a `watch` picks among them at random:
+    /// a simulation replaying a seed needs the former.)
+    releases: AtomicU64,
+    released: Notify,
     hanging: AtomicUsize,
     unavailable: AtomicU64,
     hangs: AtomicU64,
@@ -203,7 +206,8 @@ impl FaultInjectingLeaseStore {
             inner,
             scripted: Mutex::new(Vec::new()),
             decider: None,
-            releases: watch::Sender::new(0),
+            releases: AtomicU64::new(0),
+            released: Notify::new(),
             hanging: AtomicUsize::new(0),
             unavailable: AtomicU64::new(0),
             hangs: AtomicU64::new(0),
@@ -247,7 +251,8 @@ impl FaultInjectingLeaseStore {
 
     /// Lets every call hanging now go through. Calls that hang later wait for the next release.
     pub fn release_hangs(&self) {
-        self.releases.send_modify(|generation| *generation += 1);
+        self.releases.fetch_add(1, Ordering::SeqCst);
+        self.released.notify_waiters();
     }
 
     /// How many calls are hanging now.
@@ -317,11 +322,18 @@ impl FaultInjectingLeaseStore {
 
     /// Waits for the next release; dropping the future gives up waiting.
     async fn hang(&self) {
-        let mut releases = self.releases.subscribe();
-        let hung_at = *releases.borrow_and_update();
+        let hung_at = self.releases.load(Ordering::SeqCst);
         let _hanging = HangingCall::enter(&self.hanging);
-        // The sender lives as long as `self`, so this only ends with a release.
-        let _ = releases.wait_for(|generation| *generation != hung_at).await;
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Registered before looking, so a release in between still wakes this call.
+            released.as_mut().enable();
+            if self.releases.load(Ordering::SeqCst) != hung_at {
+                return;
+            }
+            released.await;
+        }
     }
 }
 
