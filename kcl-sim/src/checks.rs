@@ -1,0 +1,536 @@
+//! The guarantees, checked against a run's history once it is over.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use kcl_core::{Checkpoint, SequenceNumber, ShardId};
+
+use crate::history::{Event, Expiry, WorkerName};
+
+/// A guarantee of the worker, as the simulation checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Invariant {
+    /// Every acknowledged record that retention did not expire was processed successfully
+    /// (`process_records` returned `Ok`) at least once.
+    AtLeastOnce,
+    /// Within one processor's run, batches follow each other with no gap and no step back
+    /// from where the run started (a failed batch may come again as it was).
+    OrderWithinRun,
+    /// No record of a child shard is delivered before the last record of each parent was
+    /// processed successfully.
+    ParentBeforeChild,
+    /// The store accepted no checkpoint from a worker that did not hold the lease at that epoch.
+    CheckpointFromNonOwner,
+    /// No lease is renewed while its owner has had no live consumer for it for longer than a
+    /// renewal interval (so no lease stays held a lease duration without a consumer).
+    HeldWithoutConsumer,
+    /// No batch is delivered on a lease after its holder's lease expired or was released.
+    DeliveryPastValidity,
+    /// Once faults stop, every lease with work left is owned by a live worker, every worker
+    /// holds the floor or the ceiling of the fair share, and every record gets processed.
+    EventualBalance,
+    /// The simulation itself failed (a bug in the harness, not in the worker).
+    Harness,
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// A guarantee broken, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which guarantee.
+    pub invariant: Invariant,
+    /// What happened, naming shards, workers, runs and virtual times.
+    pub detail: String,
+}
+
+impl Violation {
+    pub(crate) fn new(invariant: Invariant, detail: impl Into<String>) -> Self {
+        Violation {
+            invariant,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.invariant, self.detail)
+    }
+}
+
+/// How many violations of one kind are described; the rest are counted.
+const DETAILS_PER_KIND: usize = 5;
+
+/// Checks every guarantee but balance (which the run checks while it settles).
+/// `renewal_slack` is how long after its consumer ended a renewal may still land.
+pub(crate) fn check(events: &[(Duration, Event)], renewal_slack: Duration) -> Vec<Violation> {
+    let facts = Facts::gather(events);
+    let mut violations = Vec::new();
+    violations.extend(facts.at_least_once());
+    violations.extend(facts.order_within_runs());
+    violations.extend(facts.parents_before_children());
+    violations.extend(non_owner_checkpoints(events));
+    violations.extend(facts.held_without_consumer(renewal_slack));
+    violations.extend(facts.deliveries_past_validity());
+    violations
+}
+
+/// Keeps the first few of `all` and says how many more there were.
+fn summarize(invariant: Invariant, all: Vec<String>) -> Vec<Violation> {
+    let more = all.len().saturating_sub(DETAILS_PER_KIND);
+    let mut kept: Vec<Violation> = all
+        .into_iter()
+        .take(DETAILS_PER_KIND)
+        .map(|detail| Violation::new(invariant, detail))
+        .collect();
+    if more > 0 {
+        kept.push(Violation::new(invariant, format!("... and {more} more")));
+    }
+    kept
+}
+
+fn seconds(at: Duration) -> String {
+    format!("{:.3}s", at.as_secs_f64())
+}
+
+/// One processor's life.
+struct Run {
+    worker: WorkerName,
+    shard: ShardId,
+    created: Duration,
+    dropped: Option<Duration>,
+    start: Option<Checkpoint>,
+    deliveries: Vec<Delivery>,
+}
+
+struct Delivery {
+    index: usize,
+    at: Duration,
+    epoch: u64,
+    records: Vec<SequenceNumber>,
+    processed: bool,
+}
+
+/// What the checks need from the history, sorted out once.
+struct Facts {
+    /// Each shard's acknowledged records, in shard order.
+    acked: BTreeMap<ShardId, Vec<SequenceNumber>>,
+    /// Each shard's retention events, in order.
+    expiries: BTreeMap<ShardId, Vec<(Duration, Expiry)>>,
+    parents: BTreeMap<ShardId, Vec<ShardId>>,
+    runs: BTreeMap<u64, Run>,
+    /// The event index at which each record was first processed successfully.
+    processed_at: BTreeMap<(ShardId, SequenceNumber), usize>,
+    /// Each lease, per epoch and holder: every time the store granted it (a take, a handoff,
+    /// a renewal) as event index, time and the expiry it set.
+    grants: BTreeMap<Holding, Vec<Grant>>,
+    /// The event index at which each holding was released.
+    releases: BTreeMap<Holding, usize>,
+}
+
+/// A lease at one epoch, as its holder: shard, epoch, worker.
+type Holding = (ShardId, u64, WorkerName);
+
+struct Grant {
+    index: usize,
+    at: Duration,
+    expires: Duration,
+}
+
+impl Facts {
+    fn gather(events: &[(Duration, Event)]) -> Facts {
+        let mut facts = Facts {
+            acked: BTreeMap::new(),
+            expiries: BTreeMap::new(),
+            parents: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            processed_at: BTreeMap::new(),
+            grants: BTreeMap::new(),
+            releases: BTreeMap::new(),
+        };
+        for (index, (at, event)) in events.iter().enumerate() {
+            match event {
+                Event::Acked {
+                    shard,
+                    sequence_number,
+                } => facts
+                    .acked
+                    .entry(shard.clone())
+                    .or_default()
+                    .push(sequence_number.clone()),
+                Event::RetentionEnforced { expired } => {
+                    for (shard, expiry) in expired {
+                        facts
+                            .expiries
+                            .entry(shard.clone())
+                            .or_default()
+                            .push((*at, expiry.clone()));
+                    }
+                }
+                Event::ShardCreated { shard, parents } => {
+                    facts.parents.insert(shard.clone(), parents.clone());
+                }
+                Event::ProcessorCreated { run, worker, shard } => {
+                    facts.runs.insert(
+                        *run,
+                        Run {
+                            worker: worker.clone(),
+                            shard: shard.clone(),
+                            created: *at,
+                            dropped: None,
+                            start: None,
+                            deliveries: Vec::new(),
+                        },
+                    );
+                }
+                Event::Initialized { run, checkpoint } => {
+                    if let Some(run) = facts.runs.get_mut(run) {
+                        run.start = Some(checkpoint.clone());
+                    }
+                }
+                Event::Delivered {
+                    run,
+                    epoch,
+                    records,
+                } => {
+                    if let Some(run) = facts.runs.get_mut(run) {
+                        run.deliveries.push(Delivery {
+                            index,
+                            at: *at,
+                            epoch: *epoch,
+                            records: records.clone(),
+                            processed: false,
+                        });
+                    }
+                }
+                Event::Processed { run } => {
+                    if let Some(run) = facts.runs.get_mut(run)
+                        && let Some(delivery) = run.deliveries.last_mut()
+                    {
+                        delivery.processed = true;
+                        for record in &delivery.records {
+                            facts
+                                .processed_at
+                                .entry((run.shard.clone(), record.clone()))
+                                .or_insert(index);
+                        }
+                    }
+                }
+                Event::ProcessorDropped { run } => {
+                    if let Some(run) = facts.runs.get_mut(run) {
+                        run.dropped = Some(*at);
+                    }
+                }
+                Event::LeaseTaken {
+                    shard,
+                    owner,
+                    epoch,
+                    expires,
+                    ..
+                }
+                | Event::LeaseRenewed {
+                    shard,
+                    owner,
+                    epoch,
+                    expires,
+                }
+                | Event::LeaseHandedOver {
+                    shard,
+                    to: owner,
+                    epoch,
+                    expires,
+                } => facts
+                    .grants
+                    .entry((shard.clone(), *epoch, owner.clone()))
+                    .or_default()
+                    .push(Grant {
+                        index,
+                        at: *at,
+                        expires: *expires,
+                    }),
+                Event::LeaseReleased {
+                    shard,
+                    owner,
+                    epoch,
+                } => {
+                    facts
+                        .releases
+                        .entry((shard.clone(), *epoch, owner.clone()))
+                        .or_insert(index);
+                }
+                _ => {}
+            }
+        }
+        facts
+    }
+
+    /// True if retention had removed `record` of `shard` by `at`.
+    fn expired(&self, shard: &ShardId, record: &SequenceNumber, at: Duration) -> bool {
+        self.expiries.get(shard).is_some_and(|expiries| {
+            expiries
+                .iter()
+                .take_while(|(when, _)| *when <= at)
+                .any(|(_, expiry)| match expiry {
+                    Expiry::Removed => true,
+                    Expiry::Below(first_kept) => record < first_kept,
+                })
+        })
+    }
+
+    /// Why `next` cannot follow `after` (the start of the shard if `None`) in a delivery at
+    /// `at`: it is not a record of the shard, it is not after `after`, or acknowledged records
+    /// between the two were skipped while retention still kept them. (A record read before
+    /// retention removed it may still be delivered: only skipping needs an excuse.)
+    fn gap(
+        &self,
+        shard: &ShardId,
+        after: Option<&SequenceNumber>,
+        next: &SequenceNumber,
+        at: Duration,
+    ) -> Option<String> {
+        let acked = self.acked.get(shard).map_or(&[][..], Vec::as_slice);
+        let Ok(position) = acked.binary_search(next) else {
+            return Some(format!("{next} was never acknowledged on {shard}"));
+        };
+        let from = match after {
+            Some(after) if next <= after => {
+                return Some(format!("{next} does not come after {after}"));
+            }
+            Some(after) => acked.partition_point(|record| record <= after),
+            None => 0,
+        };
+        acked[from..position]
+            .iter()
+            .find(|skipped| !self.expired(shard, skipped, at))
+            .map(|skipped| format!("{skipped} was skipped"))
+    }
+
+    fn at_least_once(&self) -> Vec<Violation> {
+        let mut missing = Vec::new();
+        for (shard, records) in &self.acked {
+            let lost: Vec<&SequenceNumber> = records
+                .iter()
+                .filter(|record| {
+                    !self
+                        .processed_at
+                        .contains_key(&(shard.clone(), (*record).clone()))
+                        && !self.expired(shard, record, Duration::MAX)
+                })
+                .collect();
+            if let (Some(first), Some(last)) = (lost.first(), lost.last()) {
+                missing.push(format!(
+                    "{} acknowledged records of {shard} never processed successfully, {first} to {last}",
+                    lost.len()
+                ));
+            }
+        }
+        summarize(Invariant::AtLeastOnce, missing)
+    }
+
+    fn order_within_runs(&self) -> Vec<Violation> {
+        let mut broken = Vec::new();
+        for (id, run) in &self.runs {
+            let shard = &run.shard;
+            let mut previous: Option<&Delivery> = None;
+            for delivery in &run.deliveries {
+                let Some(first) = delivery.records.first() else {
+                    continue;
+                };
+                let describe = |why: String| {
+                    format!(
+                        "run {id} ({} on {shard}, epoch {}) at {}: {why}",
+                        run.worker,
+                        delivery.epoch,
+                        seconds(delivery.at)
+                    )
+                };
+                let gap = match previous {
+                    // A failed batch comes again as it was.
+                    Some(last) if last.records == delivery.records => {
+                        if last.processed {
+                            broken.push(describe(format!(
+                                "the batch from {first} came again after it was processed"
+                            )));
+                        }
+                        None
+                    }
+                    Some(last) => self
+                        .gap(shard, last.records.last(), first, delivery.at)
+                        .map(|why| {
+                            format!("after the batch ending {:?}: {why}", last.records.last())
+                        }),
+                    None => match &run.start {
+                        Some(Checkpoint::Sequence(after)) => self
+                            .gap(shard, Some(after), first, delivery.at)
+                            .map(|why| format!("starting after checkpoint {after}: {why}")),
+                        Some(Checkpoint::TrimHorizon) => self
+                            .gap(shard, None, first, delivery.at)
+                            .map(|why| format!("starting at TRIM_HORIZON: {why}")),
+                        // Where LATEST and AT_TIMESTAMP start is the engine's to say.
+                        _ => None,
+                    },
+                };
+                let inside = delivery.records.windows(2).find_map(|pair| {
+                    self.gap(shard, Some(&pair[0]), &pair[1], delivery.at)
+                        .map(|why| format!("inside a batch: {why}"))
+                });
+                broken.extend(gap.into_iter().chain(inside).map(describe));
+                previous = Some(delivery);
+            }
+        }
+        summarize(Invariant::OrderWithinRun, broken)
+    }
+
+    /// The records that must be processed before any record of `shard`: each parent's last
+    /// record, or, for a parent that got no records, its own parents' (and so on).
+    fn must_precede(&self, shard: &ShardId) -> Vec<(ShardId, SequenceNumber)> {
+        let mut required = Vec::new();
+        let mut pending: Vec<&ShardId> = self.parents.get(shard).into_iter().flatten().collect();
+        let mut seen = BTreeSet::new();
+        while let Some(parent) = pending.pop() {
+            if !seen.insert(parent) {
+                continue;
+            }
+            match self.acked.get(parent).and_then(|records| records.last()) {
+                Some(last) => required.push((parent.clone(), last.clone())),
+                None => pending.extend(self.parents.get(parent).into_iter().flatten()),
+            }
+        }
+        required
+    }
+
+    fn parents_before_children(&self) -> Vec<Violation> {
+        let mut broken = Vec::new();
+        let mut reported = BTreeSet::new();
+        for (id, run) in &self.runs {
+            let required = self.must_precede(&run.shard);
+            for delivery in &run.deliveries {
+                for (parent, last) in &required {
+                    let done = self
+                        .processed_at
+                        .get(&(parent.clone(), last.clone()))
+                        .is_some_and(|&at| at < delivery.index);
+                    if !done
+                        && !self.expired(parent, last, delivery.at)
+                        && reported.insert((run.shard.clone(), parent.clone()))
+                    {
+                        broken.push(format!(
+                            "run {id} ({} on {}) got records at {} before {parent}'s last record {last} was processed",
+                            run.worker,
+                            run.shard,
+                            seconds(delivery.at)
+                        ));
+                    }
+                }
+            }
+        }
+        summarize(Invariant::ParentBeforeChild, broken)
+    }
+
+    /// A renewal at `t` is wrong if the holder has had no consumer for the lease since more
+    /// than `slack` before `t` (since its last consumer ended, or since it got the lease if it
+    /// never had one): a consumer starts just after its lease is taken, and a renewal sent just
+    /// before its consumer ended may land a little later.
+    fn held_without_consumer(&self, slack: Duration) -> Vec<Violation> {
+        let mut broken = Vec::new();
+        for ((shard, epoch, owner), grants) in &self.grants {
+            let Some(granted) = grants.first() else {
+                continue;
+            };
+            let consumers: Vec<&Run> = self
+                .runs
+                .values()
+                .filter(|run| &run.worker == owner && &run.shard == shard)
+                .collect();
+            // Every grant after the first is a renewal.
+            for renewal in &grants[1..] {
+                let t = renewal.at;
+                let alive = consumers
+                    .iter()
+                    .any(|run| run.created <= t && run.dropped.is_none_or(|dropped| dropped >= t));
+                if alive {
+                    continue;
+                }
+                let unconsumed_since = consumers
+                    .iter()
+                    .filter_map(|run| run.dropped)
+                    .filter(|dropped| *dropped <= t)
+                    .fold(granted.at, Duration::max);
+                if t.saturating_sub(unconsumed_since) > slack {
+                    broken.push(format!(
+                        "{owner} renewed {shard} (epoch {epoch}) at {} with no consumer since {}",
+                        seconds(t),
+                        seconds(unconsumed_since)
+                    ));
+                    break;
+                }
+            }
+        }
+        summarize(Invariant::HeldWithoutConsumer, broken)
+    }
+
+    fn deliveries_past_validity(&self) -> Vec<Violation> {
+        let mut broken = Vec::new();
+        for (id, run) in &self.runs {
+            for delivery in &run.deliveries {
+                let lease = (run.shard.clone(), delivery.epoch, run.worker.clone());
+                let valid_until = self.grants.get(&lease).and_then(|grants| {
+                    grants
+                        .iter()
+                        .filter(|grant| grant.index < delivery.index)
+                        .map(|grant| grant.expires)
+                        .max()
+                });
+                let released = self
+                    .releases
+                    .get(&lease)
+                    .is_some_and(|&index| index < delivery.index);
+                let why = if released {
+                    Some("after releasing it".to_owned())
+                } else {
+                    match valid_until {
+                        None => Some("never holding it".to_owned()),
+                        Some(until) if delivery.at >= until => {
+                            Some(format!("after it expired at {}", seconds(until)))
+                        }
+                        Some(_) => None,
+                    }
+                };
+                if let Some(why) = why {
+                    broken.push(format!(
+                        "run {id} ({} on {}) got a batch at {} on epoch {} {why}",
+                        run.worker,
+                        run.shard,
+                        seconds(delivery.at),
+                        delivery.epoch
+                    ));
+                }
+            }
+        }
+        summarize(Invariant::DeliveryPastValidity, broken)
+    }
+}
+
+fn non_owner_checkpoints(events: &[(Duration, Event)]) -> Vec<Violation> {
+    let broken = events
+        .iter()
+        .filter_map(|(at, event)| match event {
+            Event::CheckpointByNonOwner {
+                shard,
+                fence,
+                holder,
+            } => Some(format!(
+                "the store accepted a checkpoint of {shard} from {fence} at {} while it was {holder}",
+                seconds(*at)
+            )),
+            _ => None,
+        })
+        .collect();
+    summarize(Invariant::CheckpointFromNonOwner, broken)
+}
