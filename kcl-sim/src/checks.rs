@@ -14,8 +14,9 @@ pub enum Invariant {
     /// Every acknowledged record that retention did not expire was processed successfully
     /// (`process_records` returned `Ok`) at least once.
     AtLeastOnce,
-    /// Within one processor's run, batches follow each other with no gap and no step back
-    /// from where the run started (a failed batch may come again as it was).
+    /// Each processor's run starts from the lease's checkpoint as stored when it starts, and
+    /// its batches follow each other from there with no gap and no step back (a failed batch
+    /// may come again as it was).
     OrderWithinRun,
     /// No record of a child shard is delivered before the last record of each parent was
     /// processed successfully.
@@ -106,6 +107,9 @@ struct Run {
     created: Duration,
     dropped: Option<Duration>,
     start: Option<Checkpoint>,
+    /// The lease's stored checkpoint when the run began, if it was ahead of where the run
+    /// started (a consumer started from a stale read of the lease).
+    behind: Option<Checkpoint>,
     deliveries: Vec<Delivery>,
 }
 
@@ -154,7 +158,23 @@ impl Facts {
             grants: BTreeMap::new(),
             releases: BTreeMap::new(),
         };
+        // Each lease's committed checkpoint as the store has it, event by event.
+        let mut stored: BTreeMap<ShardId, Checkpoint> = BTreeMap::new();
         for (index, (at, event)) in events.iter().enumerate() {
+            match event {
+                Event::LeaseCreated {
+                    shard, checkpoint, ..
+                }
+                | Event::LeaseCheckpointed {
+                    shard, checkpoint, ..
+                } => {
+                    stored.insert(shard.clone(), checkpoint.clone());
+                }
+                Event::LeaseDeleted { shard } => {
+                    stored.remove(shard);
+                }
+                _ => {}
+            }
             match event {
                 Event::Acked {
                     shard,
@@ -185,6 +205,7 @@ impl Facts {
                             created: *at,
                             dropped: None,
                             start: None,
+                            behind: None,
                             deliveries: Vec::new(),
                         },
                     );
@@ -192,6 +213,10 @@ impl Facts {
                 Event::Initialized { run, checkpoint } => {
                     if let Some(run) = facts.runs.get_mut(run) {
                         run.start = Some(checkpoint.clone());
+                        run.behind = stored
+                            .get(&run.shard)
+                            .filter(|now| *now != checkpoint && now.may_follow(checkpoint))
+                            .cloned();
                     }
                 }
                 Event::Delivered {
@@ -337,6 +362,12 @@ impl Facts {
         let mut broken = Vec::new();
         for (id, run) in &self.runs {
             let shard = &run.shard;
+            if let (Some(start), Some(stored)) = (&run.start, &run.behind) {
+                broken.push(format!(
+                    "run {id} ({} on {shard}) started from {start} while the lease's checkpoint was {stored}",
+                    run.worker
+                ));
+            }
             let mut previous: Option<&Delivery> = None;
             for delivery in &run.deliveries {
                 let Some(first) = delivery.records.first() else {
