@@ -88,15 +88,25 @@ async fn run(
     let mut cluster = Cluster::start(shared, scenario.workers)?;
     // Leases created at LATEST start where the stream is when they are created: write only
     // once they exist, so that every record written is one the workers owe.
-    let wait_until = Instant::now() + scenario.config.shard_sync_interval * 3;
+    let patience = scenario.config.shard_sync_interval * 20;
+    let wait_until = Instant::now() + patience;
     while store
         .inner()
         .list_leases(&stream)
         .await
         .map_or(0, |leases| leases.len() as u64)
         < scenario.shards
-        && Instant::now() < wait_until
     {
+        if Instant::now() >= wait_until {
+            return Ok(Some(Violation::new(
+                Invariant::EventualBalance,
+                format!(
+                    "the stream's {} shards had no leases {:.1}s after the workers started",
+                    scenario.shards,
+                    patience.as_secs_f64()
+                ),
+            )));
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (stop, stopped) = watch::channel(false);
