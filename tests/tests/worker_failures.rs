@@ -204,15 +204,13 @@ async fn a_panicking_factory_does_not_strand_its_lease() {
     let store = Arc::new(InMemoryLeaseStore::new());
     let seen: Seen = Arc::default();
     let make = recorder(&seen, None);
-    let calls = Arc::new(Mutex::new(0_u32));
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let handle = worker(
         &engine,
         &store,
         config(),
         move |shard: &ShardInfo| -> Box<dyn RecordProcessor> {
-            let mut calls = calls.lock().unwrap();
-            *calls += 1;
-            if *calls == 1 {
+            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
                 panic!("the factory failed");
             }
             make(shard)
