@@ -1,45 +1,15 @@
 //! `KinesisSource` against the engine's server: listing, reading across a split, recovering
 //! from expired iterators, and errors that say whether to retry.
 
-use std::net::SocketAddr;
+mod support;
+
 use std::time::Duration;
 
 use kcl_core::{ShardId, StartingPosition, StreamName, StreamSource};
-use kcl_engine::http::{HttpConfig, KinesisServer};
-use kcl_engine::{Engine, PutRecordsEntry, StreamOptions};
-use kcl_kinesis::{BackoffConfig, KinesisSource, KinesisSourceConfig};
-
-async fn serve(engine: Engine, config: HttpConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let server = KinesisServer::bind(engine, config.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
-        .await
-        .expect("bind");
-    let endpoint = server.endpoint_url();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
-    (endpoint, stop)
-}
-
-fn put(engine: &Engine, stream: &str, prefix: &str, count: usize) {
-    let entries: Vec<PutRecordsEntry> = (0..count)
-        .map(|i| PutRecordsEntry::new(format!("key-{i}"), format!("{prefix}-{i}")))
-        .collect();
-    for result in engine.put_records(stream, &entries).expect("put") {
-        result.expect("record accepted");
-    }
-}
-
-fn quick() -> KinesisSourceConfig {
-    KinesisSourceConfig::default()
-        .idle_poll_interval(Duration::from_millis(20))
-        .backoff(BackoffConfig {
-            initial: Duration::from_millis(5),
-            max: Duration::from_millis(50),
-            multiplier: 2.0,
-            max_retries: 3,
-        })
-}
+use kcl_engine::http::HttpConfig;
+use kcl_engine::{Engine, StreamOptions};
+use kcl_kinesis::{BackoffConfig, KinesisSource};
+use support::{data, put, quick, serve};
 
 #[tokio::test]
 async fn reads_a_parent_to_its_end_then_its_children() {
@@ -153,12 +123,8 @@ async fn an_expired_iterator_is_renewed_after_the_last_record_delivered() {
         let batch = reader.next_batch(100).await.expect("read after expiry");
         seen.extend(batch.records);
     }
-    let data: Vec<String> = seen
-        .iter()
-        .map(|r| String::from_utf8_lossy(&r.data).into_owned())
-        .collect();
     assert_eq!(
-        data,
+        data(&seen),
         [
             "first-0", "first-1", "first-2", "first-3", "first-4", "round0-0", "round0-1",
             "round1-0", "round1-1", "round2-0", "round2-1"
