@@ -23,6 +23,8 @@ const MAX_ITERATOR_RENEWALS: u32 = 3;
 
 /// Reads one shard through the Kinesis API.
 ///
+/// - The reader moves past a batch only when it returns it: a call that fails or is dropped
+///   before then leaves the next call to read the same records again.
 /// - An expired shard iterator is replaced by one just after the last record delivered (or at
 ///   the starting position if none was), so nothing is skipped or repeated.
 /// - Throttling and transient failures are retried with backoff; past the retry budget the
@@ -114,11 +116,20 @@ impl KinesisShardReader {
             })
     }
 
-    /// One GetRecords, taking a new iterator first if the last one expired.
+    /// One GetRecords, taking a new iterator first if there is none.
+    ///
+    /// The reader moves past a batch only once nothing is left that can fail or wait before it
+    /// is returned. Until then `iterator` still points at the batch's first record, so when
+    /// anything fails first (ListShards at the end of the shard, a record that does not convert)
+    /// or the caller drops the call, the next poll reads the same records again.
     async fn poll(&mut self, limit: i32) -> Result<ReadBatch, kcl_core::Error> {
-        let iterator = match self.iterator.take() {
-            Some(iterator) => iterator,
-            None => self.new_iterator().await?,
+        let iterator = match &self.iterator {
+            Some(iterator) => iterator.clone(),
+            None => {
+                let iterator = self.new_iterator().await?;
+                self.iterator = Some(iterator.clone());
+                iterator
+            }
         };
         let output = match self
             .client
@@ -131,9 +142,9 @@ impl KinesisShardReader {
             Ok(output) => output,
             Err(error) => {
                 let error = from_sdk("GetRecords", error);
-                if !matches!(error, kcl_core::Error::ExpiredIterator { .. }) {
-                    // Still valid: the retry uses it again.
-                    self.iterator = Some(iterator);
+                if matches!(error, kcl_core::Error::ExpiredIterator { .. }) {
+                    // The next poll takes a new one just after the last record returned.
+                    self.iterator = None;
                 }
                 return Err(error);
             }
@@ -152,17 +163,16 @@ impl KinesisShardReader {
             .into_iter()
             .map(convert::record)
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(last) = records.last() {
-            self.last_delivered = Some(last.sequence_number.clone());
-        }
         let child_shards = match next {
-            Some(next) => {
-                self.iterator = Some(next);
-                None
-            }
+            Some(_) => None,
             None if !children.is_empty() => Some(children),
             None => Some(self.children_from_listing().await?),
         };
+        // Nothing below fails or waits: the batch is returned, so the reader moves past it.
+        if let Some(last) = records.last() {
+            self.last_delivered = Some(last.sequence_number.clone());
+        }
+        self.iterator = next;
         self.idle = records.is_empty() && child_shards.is_none() && millis_behind_latest == 0;
         if let Some(children) = &child_shards {
             self.end = Some(children.clone());
