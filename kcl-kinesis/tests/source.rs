@@ -1,13 +1,14 @@
 //! `KinesisSource` against the engine's server: listing, reading across a split, recovering
-//! from expired iterators, and errors that say whether to retry.
+//! from expired iterators, and errors that say whether to retry and what is missing.
 
 mod support;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use kcl_core::{ShardId, StartingPosition, StreamName, StreamSource};
 use kcl_engine::http::HttpConfig;
-use kcl_engine::{Engine, StreamOptions};
+use kcl_engine::{Engine, EngineConfig, ManualClock, StreamOptions};
 use kcl_kinesis::{BackoffConfig, KinesisSource};
 use support::{data, put, quick, serve};
 
@@ -140,20 +141,62 @@ async fn errors_say_whether_to_retry() {
         .expect("config");
     let missing = StreamName::new("missing").expect("name");
     let error = source.list_shards(&missing).await.expect_err("no stream");
-    assert!(matches!(error, kcl_core::Error::NotFound { .. }), "{error}");
+    assert_eq!(error, kcl_core::Error::not_found("stream", "missing"));
     assert!(!error.is_transient());
     let error = source
         .open_reader(&missing, &ShardId::from_index(0), StartingPosition::Latest)
         .await
         .err()
         .expect("no stream");
-    assert!(!error.is_transient(), "{error}");
+    assert_eq!(error, kcl_core::Error::not_found("stream", "missing"));
 
     // A server that is gone is transient: worth retrying later.
     let _ = stop.send(());
     tokio::time::sleep(Duration::from_millis(100)).await;
     let error = source.list_shards(&missing).await.expect_err("server gone");
     assert!(error.is_transient(), "{error}");
+}
+
+#[tokio::test]
+async fn a_shard_removed_by_retention_is_not_found() {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let engine = Engine::open(EngineConfig::in_memory().clock(clock.clone())).expect("engine");
+    engine
+        .create_stream("expiring", StreamOptions::with_shards(1))
+        .expect("create");
+    put(&engine, "expiring", "old", 3);
+    engine
+        .split_shard(
+            "expiring",
+            "shardId-000000000000",
+            &(1u128 << 127).to_string(),
+        )
+        .expect("split");
+    let (endpoint, _stop) = serve(engine.clone(), HttpConfig::default()).await;
+    let source = KinesisSource::local(&endpoint)
+        .with_config(quick())
+        .expect("config");
+    let stream = StreamName::new("expiring").expect("name");
+    let parent = ShardId::from_index(0);
+    let mut reader = source
+        .open_reader(&stream, &parent, StartingPosition::TrimHorizon)
+        .await
+        .expect("open");
+    assert_eq!(reader.next_batch(1).await.expect("read").records.len(), 1);
+
+    // Two days after the split, well past the 24-hour retention: the closed parent is gone.
+    clock.advance(Duration::from_secs(48 * 3600));
+    engine.enforce_retention().expect("retention");
+    let gone = kcl_core::Error::not_found("shard", "expiring/shardId-000000000000");
+    let error = reader.next_batch(100).await.expect_err("shard gone");
+    assert_eq!(error, gone);
+    let error = source
+        .open_reader(&stream, &parent, StartingPosition::TrimHorizon)
+        .await
+        .err()
+        .expect("shard gone");
+    assert_eq!(error, gone);
+    assert!(!error.is_transient());
 }
 
 #[tokio::test]
