@@ -30,6 +30,9 @@ const MAX_ITERATOR_RENEWALS: u32 = 3;
 /// - Throttling and transient failures are retried with backoff; past the retry budget the
 ///   transient error is returned, and the next call carries on from the same place.
 /// - When a read returns nothing new, the next read waits the idle poll interval first.
+/// - A shard that no longer exists (retention removed it once closed) is
+///   [`NotFound`](kcl_core::Error::NotFound) of kind `shard`; a missing stream, of kind
+///   `stream`.
 /// - At the end of a closed shard the batch carries the child shards (from GetRecords's
 ///   `ChildShards`, or from ListShards for services that do not send them), and every later call
 ///   returns the same end.
@@ -68,9 +71,14 @@ impl KinesisShardReader {
             end: None,
         };
         let backoff = reader.config.backoff;
-        let iterator = with_backoff(&backoff, "GetShardIterator", || reader.new_iterator()).await?;
-        reader.iterator = Some(iterator);
-        Ok(reader)
+        match with_backoff(&backoff, "GetShardIterator", || reader.new_iterator()).await {
+            Ok(iterator) => {
+                reader.iterator = Some(iterator);
+                Ok(reader)
+            }
+            Err(error @ kcl_core::Error::NotFound { .. }) => Err(reader.not_found(error).await),
+            Err(error) => Err(error),
+        }
     }
 
     /// The sequence number of the last record this reader returned.
@@ -142,7 +150,10 @@ impl KinesisShardReader {
             Ok(output) => output,
             Err(error) => {
                 let error = from_sdk("GetRecords", error);
-                if matches!(error, kcl_core::Error::ExpiredIterator { .. }) {
+                if matches!(
+                    error,
+                    kcl_core::Error::ExpiredIterator { .. } | kcl_core::Error::NotFound { .. }
+                ) {
                     // The next poll takes a new one just after the last record returned.
                     self.iterator = None;
                 }
@@ -184,6 +195,22 @@ impl KinesisShardReader {
         })
     }
 
+    /// What a ResourceNotFoundException on this shard means, as ListShards tells: the stream is
+    /// gone (`NotFound` of kind `stream`), or only the shard is, removed by retention once
+    /// closed (`NotFound` of kind `shard`, named `stream/shard`, so that the worker ends it).
+    async fn not_found(&self, error: kcl_core::Error) -> kcl_core::Error {
+        match list_all_shards(&self.client, &self.config, &self.stream).await {
+            Ok(shards) if shards.iter().any(|shard| shard.shard_id == self.shard) => {
+                // Listed, yet not found: the service contradicts itself for now; ask again later.
+                kcl_core::Error::Unavailable {
+                    message: format!("{error}, yet ListShards still lists the shard"),
+                }
+            }
+            Ok(_) => kcl_core::Error::not_found("shard", format!("{}/{}", self.stream, self.shard)),
+            Err(listing) => listing,
+        }
+    }
+
     /// The children of this shard as ListShards describes them.
     async fn children_from_listing(&self) -> Result<Vec<ChildShard>, kcl_core::Error> {
         let shards = list_all_shards(&self.client, &self.config, &self.stream).await?;
@@ -223,6 +250,9 @@ impl ShardReader for KinesisShardReader {
                         return Err(error);
                     }
                     tracing::debug!(shard = %self.shard, "shard iterator expired; renewing");
+                }
+                Err(error @ kcl_core::Error::NotFound { .. }) => {
+                    return Err(self.not_found(error).await);
                 }
                 Err(error) => retries.pause_after(error).await?,
             }
