@@ -1,6 +1,6 @@
 //! Reaching the end of a closed shard through a service that sends no `ChildShards`, so that the
 //! reader asks ListShards for the children: nothing read is lost when that call fails or the
-//! read is dropped meanwhile.
+//! read is dropped meanwhile, and no end is claimed for a shard that is still open.
 
 mod support;
 
@@ -134,4 +134,44 @@ async fn a_failed_listing_at_the_shard_end_loses_no_record() {
         })
         .collect();
     assert_eq!(outcomes, expected);
+}
+
+#[tokio::test]
+async fn no_end_is_claimed_for_a_shard_that_is_still_open() {
+    let faults = Faults::default();
+    let engine = Engine::in_memory();
+    engine
+        .create_stream("open", StreamOptions::with_shards(1))
+        .expect("create");
+    put(&engine, "open", "first", 3);
+    let (endpoint, _running) = serve(engine.clone(), HttpConfig::default()).await;
+    let source = KinesisSource::new(faults.client(&endpoint))
+        .with_config(quick())
+        .expect("config");
+    let stream = StreamName::new("open").expect("name");
+    let mut reader = source
+        .open_reader(
+            &stream,
+            &ShardId::from_index(0),
+            StartingPosition::TrimHorizon,
+        )
+        .await
+        .expect("open");
+
+    // No way on and no children, yet ListShards shows the shard open: not an end (a worker
+    // would checkpoint SHARD_END and never read the shard again), but a failure worth retrying.
+    faults.omit_next_shard_iterator(true);
+    let error = reader
+        .next_batch(100)
+        .await
+        .expect_err("an open shard answered without a next iterator");
+    assert!(error.is_transient(), "{error}");
+
+    faults.omit_next_shard_iterator(false);
+    let batch = reader.next_batch(100).await.expect("read");
+    assert!(!batch.is_shard_end());
+    assert_eq!(data(&batch.records), ["first-0", "first-1", "first-2"]);
+    put(&engine, "open", "second", 2);
+    let batch = reader.next_batch(100).await.expect("read on");
+    assert_eq!(data(&batch.records), ["second-0", "second-1"]);
 }
