@@ -211,9 +211,22 @@ impl KinesisShardReader {
         }
     }
 
-    /// The children of this shard as ListShards describes them.
+    /// The children of this shard as ListShards describes them, for an answer that ends the
+    /// shard without naming them. If the listing still shows the shard open, that answer is a
+    /// failure worth retrying, not an end: the worker would never read the shard again.
     async fn children_from_listing(&self) -> Result<Vec<ChildShard>, kcl_core::Error> {
         let shards = list_all_shards(&self.client, &self.config, &self.stream).await?;
+        if shards
+            .iter()
+            .any(|shard| shard.shard_id == self.shard && shard.is_open())
+        {
+            return Err(kcl_core::Error::Unavailable {
+                message: format!(
+                    "GetRecords answered no NextShardIterator for {}/{}, which ListShards shows open",
+                    self.stream, self.shard
+                ),
+            });
+        }
         Ok(shards
             .iter()
             .filter(|shard| shard.parents().any(|parent| *parent == self.shard))
