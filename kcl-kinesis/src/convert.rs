@@ -88,3 +88,33 @@ pub(crate) fn record(record: types::Record) -> Result<Record, kcl_core::Error> {
         data: bytes::Bytes::from(record.data.into_inner()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_kinesis::primitives::Blob;
+
+    use super::*;
+
+    #[test]
+    fn a_malformed_answer_is_not_transient_and_names_the_value() {
+        let answered = types::Record::builder()
+            .sequence_number("not-a-number")
+            .partition_key("key")
+            .data(Blob::new("data"))
+            .build()
+            .expect("all fields set");
+        // Reading it again gives the same value: retrying cannot help.
+        let error = record(answered).expect_err("malformed");
+        assert!(
+            matches!(
+                error,
+                kcl_core::Error::InvalidArgument {
+                    field: "SequenceNumber",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(!error.is_transient());
+    }
+}
