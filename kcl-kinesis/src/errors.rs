@@ -23,7 +23,12 @@ where
             );
             from_code(code, status, message)
         }
+        // A request the client could not build or send: sending it again will not help.
         SdkError::ConstructionFailure(_) => kcl_core::Error::invalid(
+            "request",
+            format!("{operation}: {}", DisplayErrorContext(&error)),
+        ),
+        SdkError::DispatchFailure(failure) if failure.is_user() => kcl_core::Error::invalid(
             "request",
             format!("{operation}: {}", DisplayErrorContext(&error)),
         ),
@@ -49,7 +54,9 @@ pub(crate) fn from_code(code: Option<&str>, status: u16, message: String) -> kcl
             kind: "stream or shard",
             name: message,
         },
-        Some("ResourceInUseException") => kcl_core::Error::ResourceInUse { message },
+        // To a read, a stream that is not ACTIVE: being created or updated, it soon will be;
+        // being deleted, it will soon be not found.
+        Some("ResourceInUseException") => kcl_core::Error::Unavailable { message },
         Some("InvalidArgumentException" | "ValidationException" | "SerializationException") => {
             kcl_core::Error::invalid("request", message)
         }
