@@ -26,7 +26,9 @@ const MAX_ITERATOR_RENEWALS: u32 = 3;
 /// - The reader moves past a batch only when it returns it: a call that fails or is dropped
 ///   before then leaves the next call to read the same records again.
 /// - An expired shard iterator is replaced by one just after the last record delivered (or at
-///   the starting position if none was), so nothing is skipped or repeated.
+///   the starting position if none was), so nothing is skipped or repeated. The one exception:
+///   a reader opened at `Latest` that has returned nothing resolves `Latest` anew, past any
+///   record written meanwhile.
 /// - Throttling and transient failures are retried with backoff; past the retry budget the
 ///   transient error is returned, and the next call carries on from the same place.
 /// - When a read returns nothing new, the next read waits the idle poll interval first.
@@ -43,9 +45,14 @@ pub struct KinesisShardReader {
     stream: StreamName,
     shard: ShardId,
     start: StartingPosition,
+    /// Where the next GetRecords reads: just after `last_delivered` (or at `start`). `None`:
+    /// take a new iterator there first.
     iterator: Option<String>,
+    /// The last record returned to the caller.
     last_delivered: Option<SequenceNumber>,
+    /// The last read found nothing new: wait the idle interval before the next.
     idle: bool,
+    /// The children, once the end of the shard was returned.
     end: Option<Vec<ChildShard>>,
 }
 
