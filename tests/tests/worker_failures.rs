@@ -171,11 +171,6 @@ impl RecordProcessor for Recorder {
         checkpointer.checkpoint().await?;
         Ok(())
     }
-
-    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
 }
 
 fn recorder(
@@ -335,11 +330,6 @@ impl RecordProcessor for Stuck {
         _checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
         std::future::pending::<()>().await;
-        Ok(())
-    }
-
-    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
-        checkpointer.checkpoint().await?;
         Ok(())
     }
 }
