@@ -44,12 +44,8 @@ impl RecordProcessor for HotReadings {
         Ok(())
     }
 
-    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
-        // The shard was split or merged and every record is processed: SHARD_END lets its
-        // children start.
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
+    // shard_ended and shutdown_requested: the defaults checkpoint what was processed (SHARD_END
+    // at the end of a split or merged shard, which lets its children start).
 }
 
 #[tokio::main]

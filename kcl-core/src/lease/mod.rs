@@ -6,6 +6,7 @@
 //! [`conformance`] checks any backend against the contract and [`load`] measures one.
 
 mod checkpoint;
+mod deadline;
 mod fault_injecting;
 mod fence;
 mod in_memory;
@@ -22,6 +23,7 @@ pub mod conformance;
 pub mod load;
 
 pub use checkpoint::{Checkpoint, CheckpointUpdate, PendingCheckpoint};
+pub(crate) use deadline::DeadlineLeaseStore;
 pub use fault_injecting::{
     FaultInjectingLeaseStore, InjectedFaults, LeaseStoreFault, LeaseStoreOp,
 };

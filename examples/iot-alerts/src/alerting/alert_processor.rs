@@ -110,22 +110,6 @@ impl RecordProcessor for AlertProcessor {
         Ok(())
     }
 
-    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
-        // SHARD_END: the shard's children may start.
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
-
-    async fn shutdown_requested(
-        &mut self,
-        checkpointer: &mut Checkpointer,
-    ) -> Result<(), ProcessorError> {
-        if checkpointer.has_unchecked_records() {
-            checkpointer.checkpoint().await?;
-        }
-        Ok(())
-    }
-
     async fn lease_lost(&mut self) {
         tracing::info!(
             shard = %self.shard.shard_id,
