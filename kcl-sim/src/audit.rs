@@ -41,10 +41,9 @@ impl AuditedLeaseStore {
     }
 }
 
-/// The simulation's name of a worker: its id up to the first `-` (the id adds what makes every
-/// start unique).
+/// The simulation's name of a worker, which is its id.
 pub(crate) fn name(worker: &WorkerId) -> WorkerName {
-    worker.as_str().split('-').next().unwrap_or_default().into()
+    worker.as_str().into()
 }
 
 #[async_trait]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kcl_core::worker::{Worker, WorkerConfig, WorkerHandle};
-use kcl_core::{Checkpoint, FaultInjectingLeaseStore, Lease, LeaseStore, StreamName};
+use kcl_core::{Checkpoint, FaultInjectingLeaseStore, Lease, LeaseStore, StreamName, WorkerId};
 use kcl_engine::Engine;
 use tokio::time::Instant;
 
@@ -123,7 +123,7 @@ impl Cluster {
                     .lease_store(Arc::clone(&store) as Arc<dyn LeaseStore>)
                     .processor_factory(factory)
                     .config(shared.config.clone())
-                    .name(&name)
+                    .worker_id(WorkerId::new(&name)?)
                     .build()
             })
             .map_err(|error| format!("building worker {name}: {error}"))?;

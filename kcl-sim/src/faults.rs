@@ -21,6 +21,8 @@ pub enum FaultKind {
     StoreReplyLost,
     /// Listing the stream's shards fails.
     ListShardsError,
+    /// Pinning where `LATEST` is on a shard fails.
+    PinLatestError,
     /// Opening a shard reader fails.
     OpenReaderError,
     /// A read fails as unavailable.
@@ -75,11 +77,12 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Faults drawn call by call, with the highest rate a seed may give them.
-    const PER_CALL: [(FaultKind, f64); 20] = [
+    const PER_CALL: [(FaultKind, f64); 21] = [
         (FaultKind::StoreUnavailable, 0.05),
         (FaultKind::StoreHang, 0.01),
         (FaultKind::StoreReplyLost, 0.03),
         (FaultKind::ListShardsError, 0.2),
+        (FaultKind::PinLatestError, 0.2),
         (FaultKind::OpenReaderError, 0.1),
         (FaultKind::ReadError, 0.05),
         (FaultKind::ExpiredIterator, 0.05),

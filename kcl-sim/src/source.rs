@@ -5,16 +5,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use kcl_core::{
-    Error, ReadBatch, ShardDescription, ShardId, ShardReader, StartingPosition, StreamName,
-    StreamSource,
+    Checkpoint, Error, ReadBatch, ShardDescription, ShardId, ShardReader, StartingPosition,
+    StreamName, StreamSource,
 };
 use kcl_engine::Engine;
 
 use crate::faults::{FaultKind, Faults};
 use crate::gate::Gate;
 
-/// A [`StreamSource`] over the engine that fails as the seed says: listing and opening fail as
-/// unavailable, reads fail as unavailable, with an expired iterator or throttled.
+/// A [`StreamSource`] over the engine that fails as the seed says: listing, pinning `LATEST`
+/// and opening fail as unavailable, reads fail as unavailable, with an expired iterator or
+/// throttled.
 pub(crate) struct FaultInjectingSource {
     engine: Engine,
     faults: Arc<Faults>,
@@ -63,6 +64,14 @@ impl StreamSource for FaultInjectingSource {
             faults: Arc::clone(&self.faults),
             gate: Arc::clone(&self.gate),
         }))
+    }
+
+    async fn pin_latest(&self, stream: &StreamName, shard: &ShardId) -> Result<Checkpoint, Error> {
+        self.gate.pass().await;
+        if self.faults.draw(FaultKind::PinLatestError) {
+            return Err(unavailable("pin_latest"));
+        }
+        self.engine.pin_latest(stream, shard).await
     }
 }
 
