@@ -19,7 +19,7 @@ pub enum Invariant {
     /// may come again as it was).
     OrderWithinRun,
     /// No record of a child shard is delivered before the last record of each parent was
-    /// processed successfully.
+    /// processed successfully, and no record of a parent is delivered once a child got one.
     ParentBeforeChild,
     /// The store accepted no checkpoint from a worker that did not hold the lease at that epoch.
     CheckpointFromNonOwner,
@@ -116,6 +116,8 @@ struct Run {
 struct Delivery {
     index: usize,
     at: Duration,
+    /// The generation of the shard's lease when the batch was delivered.
+    generation: u64,
     epoch: u64,
     records: Vec<SequenceNumber>,
     processed: bool,
@@ -138,8 +140,9 @@ struct Facts {
     releases: BTreeMap<Holding, usize>,
 }
 
-/// A lease at one epoch, as its holder: shard, epoch, worker.
-type Holding = (ShardId, u64, WorkerName);
+/// A lease at one epoch, as its holder: shard, the lease's generation (a lease deleted and
+/// created again starts over at epoch 0), epoch, worker.
+type Holding = (ShardId, u64, u64, WorkerName);
 
 struct Grant {
     index: usize,
@@ -158,14 +161,19 @@ impl Facts {
             grants: BTreeMap::new(),
             releases: BTreeMap::new(),
         };
-        // Each lease's committed checkpoint as the store has it, event by event.
+        // Each lease's committed checkpoint as the store has it, and how many times it was
+        // created, event by event.
         let mut stored: BTreeMap<ShardId, Checkpoint> = BTreeMap::new();
+        let mut generations: BTreeMap<ShardId, u64> = BTreeMap::new();
         for (index, (at, event)) in events.iter().enumerate() {
             match event {
                 Event::LeaseCreated {
                     shard, checkpoint, ..
+                } => {
+                    stored.insert(shard.clone(), checkpoint.clone());
+                    *generations.entry(shard.clone()).or_default() += 1;
                 }
-                | Event::LeaseCheckpointed {
+                Event::LeaseCheckpointed {
                     shard, checkpoint, ..
                 } => {
                     stored.insert(shard.clone(), checkpoint.clone());
@@ -228,6 +236,7 @@ impl Facts {
                         run.deliveries.push(Delivery {
                             index,
                             at: *at,
+                            generation: generations.get(&run.shard).copied().unwrap_or_default(),
                             epoch: *epoch,
                             records: records.clone(),
                             processed: false,
@@ -272,7 +281,7 @@ impl Facts {
                     expires,
                 } => facts
                     .grants
-                    .entry((shard.clone(), *epoch, owner.clone()))
+                    .entry(holding(&generations, shard, *epoch, owner))
                     .or_default()
                     .push(Grant {
                         index,
@@ -286,7 +295,7 @@ impl Facts {
                 } => {
                     facts
                         .releases
-                        .entry((shard.clone(), *epoch, owner.clone()))
+                        .entry(holding(&generations, shard, *epoch, owner))
                         .or_insert(index);
                 }
                 _ => {}
@@ -461,6 +470,42 @@ impl Facts {
                 }
             }
         }
+        // And once a child got records, its parents get none again.
+        let first_delivery: BTreeMap<&ShardId, (usize, Duration)> =
+            self.runs.values().fold(BTreeMap::new(), |mut first, run| {
+                if let Some(delivery) = run.deliveries.first() {
+                    let earliest = first
+                        .entry(&run.shard)
+                        .or_insert((delivery.index, delivery.at));
+                    if delivery.index < earliest.0 {
+                        *earliest = (delivery.index, delivery.at);
+                    }
+                }
+                first
+            });
+        for (child, parents) in &self.parents {
+            let Some(&(child_index, child_at)) = first_delivery.get(child) else {
+                continue;
+            };
+            for parent in parents {
+                let late = self
+                    .runs
+                    .iter()
+                    .filter(|(_, run)| &run.shard == parent)
+                    .flat_map(|(id, run)| run.deliveries.iter().map(move |d| (id, run, d)))
+                    .find(|(_, _, delivery)| delivery.index > child_index);
+                if let Some((id, run, delivery)) = late
+                    && reported.insert((child.clone(), parent.clone()))
+                {
+                    broken.push(format!(
+                        "run {id} ({} on {parent}) got records at {} after its child {child} got records at {}",
+                        run.worker,
+                        seconds(delivery.at),
+                        seconds(child_at)
+                    ));
+                }
+            }
+        }
         summarize(Invariant::ParentBeforeChild, broken)
     }
 
@@ -470,7 +515,7 @@ impl Facts {
     /// before its consumer ended may land a little later.
     fn held_without_consumer(&self, slack: Duration) -> Vec<Violation> {
         let mut broken = Vec::new();
-        for ((shard, epoch, owner), grants) in &self.grants {
+        for ((shard, _, epoch, owner), grants) in &self.grants {
             let Some(granted) = grants.first() else {
                 continue;
             };
@@ -510,7 +555,12 @@ impl Facts {
         let mut broken = Vec::new();
         for (id, run) in &self.runs {
             for delivery in &run.deliveries {
-                let lease = (run.shard.clone(), delivery.epoch, run.worker.clone());
+                let lease = (
+                    run.shard.clone(),
+                    delivery.generation,
+                    delivery.epoch,
+                    run.worker.clone(),
+                );
                 let valid_until = self.grants.get(&lease).and_then(|grants| {
                     grants
                         .iter()
@@ -546,6 +596,16 @@ impl Facts {
         }
         summarize(Invariant::DeliveryPastValidity, broken)
     }
+}
+
+fn holding(
+    generations: &BTreeMap<ShardId, u64>,
+    shard: &ShardId,
+    epoch: u64,
+    owner: &WorkerName,
+) -> Holding {
+    let generation = generations.get(shard).copied().unwrap_or_default();
+    (shard.clone(), generation, epoch, owner.clone())
 }
 
 fn non_owner_checkpoints(events: &[(Duration, Event)]) -> Vec<Violation> {
