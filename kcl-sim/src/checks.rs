@@ -23,8 +23,8 @@ pub enum Invariant {
     ParentBeforeChild,
     /// The store accepted no checkpoint from a worker that did not hold the lease at that epoch.
     CheckpointFromNonOwner,
-    /// No lease is renewed while its owner has had no live consumer for it for longer than a
-    /// renewal interval (so no lease stays held a lease duration without a consumer).
+    /// No lease stays held (granted or renewed, and neither expired, released nor taken over)
+    /// for longer than a lease duration while its holder has no consumer for it.
     HeldWithoutConsumer,
     /// No batch is delivered on a lease after its holder's lease expired or was released.
     DeliveryPastValidity,
@@ -68,16 +68,21 @@ impl fmt::Display for Violation {
 /// How many violations of one kind are described; the rest are counted.
 const DETAILS_PER_KIND: usize = 5;
 
-/// Checks every guarantee but balance (which the run checks while it settles).
-/// `renewal_slack` is how long after its consumer ended a renewal may still land.
-pub(crate) fn check(events: &[(Duration, Event)], renewal_slack: Duration) -> Vec<Violation> {
+/// Checks every guarantee but balance (which the run checks while it settles), for workers
+/// whose leases last `lease`; `renewal_slack` is how long after it was sent a renewal may still
+/// land (the workers' store-call deadline).
+pub(crate) fn check(
+    events: &[(Duration, Event)],
+    lease: Duration,
+    renewal_slack: Duration,
+) -> Vec<Violation> {
     let facts = Facts::gather(events);
     let mut violations = Vec::new();
     violations.extend(facts.at_least_once());
     violations.extend(facts.order_within_runs());
     violations.extend(facts.parents_before_children());
     violations.extend(non_owner_checkpoints(events));
-    violations.extend(facts.held_without_consumer(renewal_slack));
+    violations.extend(facts.held_without_consumer(lease, renewal_slack));
     violations.extend(facts.deliveries_past_validity());
     violations
 }
@@ -136,8 +141,12 @@ struct Facts {
     /// Each lease, per epoch and holder: every time the store granted it (a take, a handoff,
     /// a renewal) as event index, time and the expiry it set.
     grants: BTreeMap<Holding, Vec<Grant>>,
-    /// The event index at which each holding was released.
-    releases: BTreeMap<Holding, usize>,
+    /// The event index and time at which each holding was released.
+    releases: BTreeMap<Holding, (usize, Duration)>,
+    /// When each generation of a shard's lease was deleted.
+    deletions: BTreeMap<(ShardId, u64), Duration>,
+    /// The time of the last event.
+    end: Duration,
 }
 
 /// A lease at one epoch, as its holder: shard, the lease's generation (a lease deleted and
@@ -160,6 +169,8 @@ impl Facts {
             processed_at: BTreeMap::new(),
             grants: BTreeMap::new(),
             releases: BTreeMap::new(),
+            deletions: BTreeMap::new(),
+            end: events.last().map_or(Duration::ZERO, |(at, _)| *at),
         };
         // Each lease's committed checkpoint as the store has it, and how many times it was
         // created, event by event.
@@ -180,6 +191,8 @@ impl Facts {
                 }
                 Event::LeaseDeleted { shard } => {
                     stored.remove(shard);
+                    let generation = generations.get(shard).copied().unwrap_or_default();
+                    facts.deletions.insert((shard.clone(), generation), *at);
                 }
                 _ => {}
             }
@@ -296,7 +309,7 @@ impl Facts {
                     facts
                         .releases
                         .entry(holding(&generations, shard, *epoch, owner))
-                        .or_insert(index);
+                        .or_insert((index, *at));
                 }
                 _ => {}
             }
@@ -509,43 +522,56 @@ impl Facts {
         summarize(Invariant::ParentBeforeChild, broken)
     }
 
-    /// A renewal at `t` is wrong if the holder has had no consumer for the lease since more
-    /// than `slack` before `t` (since its last consumer ended, or since it got the lease if it
-    /// never had one): a consumer starts just after its lease is taken, and a renewal sent just
-    /// before its consumer ended may land a little later.
-    fn held_without_consumer(&self, slack: Duration) -> Vec<Violation> {
+    /// When the store stopped counting `holding` as its holder's: released, taken at a later
+    /// epoch, deleted, or the end of the run.
+    fn holding_ended(&self, holding: &Holding) -> Duration {
+        let (shard, generation, epoch, _) = holding;
+        let taken_over = self
+            .grants
+            .iter()
+            .filter(|((s, g, e, _), _)| s == shard && g == generation && e > epoch)
+            .filter_map(|(_, grants)| grants.first().map(|grant| grant.at));
+        self.releases
+            .get(holding)
+            .map(|&(_, at)| at)
+            .into_iter()
+            .chain(taken_over)
+            .chain(self.deletions.get(&(shard.clone(), *generation)).copied())
+            .fold(self.end, Duration::min)
+    }
+
+    /// No stretch of time longer than a lease duration (and `slack`, for a renewal sent just
+    /// before its consumer ended that lands a store-call deadline later) in which the store
+    /// held a lease for a worker (granted, renewed, not yet expired, released or taken over)
+    /// while that worker had no consumer for its shard.
+    fn held_without_consumer(&self, lease: Duration, slack: Duration) -> Vec<Violation> {
         let mut broken = Vec::new();
-        for ((shard, _, epoch, owner), grants) in &self.grants {
-            let Some(granted) = grants.first() else {
-                continue;
-            };
-            let consumers: Vec<&Run> = self
-                .runs
-                .values()
-                .filter(|run| &run.worker == owner && &run.shard == shard)
-                .collect();
-            // Every grant after the first is a renewal.
-            for renewal in &grants[1..] {
-                let t = renewal.at;
-                let alive = consumers
+        for (holding, grants) in &self.grants {
+            let (shard, _, epoch, owner) = holding;
+            let ended = self.holding_ended(holding);
+            let held = merged(
+                grants
                     .iter()
-                    .any(|run| run.created <= t && run.dropped.is_none_or(|dropped| dropped >= t));
-                if alive {
-                    continue;
-                }
-                let unconsumed_since = consumers
-                    .iter()
-                    .filter_map(|run| run.dropped)
-                    .filter(|dropped| *dropped <= t)
-                    .fold(granted.at, Duration::max);
-                if t.saturating_sub(unconsumed_since) > slack {
-                    broken.push(format!(
-                        "{owner} renewed {shard} (epoch {epoch}) at {} with no consumer since {}",
-                        seconds(t),
-                        seconds(unconsumed_since)
-                    ));
-                    break;
-                }
+                    .map(|grant| (grant.at, grant.expires.min(ended)))
+                    .collect(),
+            );
+            let consumed = merged(
+                self.runs
+                    .values()
+                    .filter(|run| &run.worker == owner && &run.shard == shard)
+                    .map(|run| (run.created, run.dropped.unwrap_or(Duration::MAX)))
+                    .collect(),
+            );
+            let unconsumed = held
+                .iter()
+                .flat_map(|&window| uncovered(window, &consumed))
+                .find(|(from, to)| to.saturating_sub(*from) > lease + slack);
+            if let Some((from, to)) = unconsumed {
+                broken.push(format!(
+                    "{owner} held {shard} (epoch {epoch}) from {} to {} with no consumer",
+                    seconds(from),
+                    seconds(to)
+                ));
             }
         }
         summarize(Invariant::HeldWithoutConsumer, broken)
@@ -571,7 +597,7 @@ impl Facts {
                 let released = self
                     .releases
                     .get(&lease)
-                    .is_some_and(|&index| index < delivery.index);
+                    .is_some_and(|&(index, _)| index < delivery.index);
                 let why = if released {
                     Some("after releasing it".to_owned())
                 } else {
@@ -596,6 +622,42 @@ impl Facts {
         }
         summarize(Invariant::DeliveryPastValidity, broken)
     }
+}
+
+/// Time windows, sorted and with overlapping ones joined.
+fn merged(mut windows: Vec<(Duration, Duration)>) -> Vec<(Duration, Duration)> {
+    windows.retain(|(from, to)| from < to);
+    windows.sort();
+    let mut joined: Vec<(Duration, Duration)> = Vec::new();
+    for (from, to) in windows {
+        match joined.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => joined.push((from, to)),
+        }
+    }
+    joined
+}
+
+/// The parts of `window` that no window of `covers` (sorted, joined) covers.
+fn uncovered(
+    window: (Duration, Duration),
+    covers: &[(Duration, Duration)],
+) -> Vec<(Duration, Duration)> {
+    let (mut from, to) = window;
+    let mut gaps = Vec::new();
+    for &(start, end) in covers {
+        if end <= from || start >= to {
+            continue;
+        }
+        if start > from {
+            gaps.push((from, start));
+        }
+        from = from.max(end);
+    }
+    if from < to {
+        gaps.push((from, to));
+    }
+    gaps
 }
 
 fn holding(

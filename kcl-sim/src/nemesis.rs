@@ -39,7 +39,7 @@ pub(crate) async fn run(
         if rng.chance(0.3) {
             cluster.heal_hangs();
         }
-        let mut pick = rng.below(0..total.max(1));
+        let mut pick = rng.within(0..total.max(1));
         let Some(&kind) = enabled.iter().find(|&&kind| {
             let hit = pick < weight(kind);
             pick = pick.saturating_sub(weight(kind));
@@ -69,7 +69,7 @@ pub(crate) async fn run(
             (FaultKind::Split, _) => reshard(cluster, scenario, 1, false)?,
             (FaultKind::Merge, _) => reshard(cluster, scenario, 1, true)?,
             (FaultKind::ReshardChain, _) => {
-                let steps = rng.below(2..6);
+                let steps = rng.within(2..6);
                 let merge_first = rng.chance(0.5);
                 reshard(cluster, scenario, steps, merge_first)?
             }
@@ -137,7 +137,7 @@ fn reshard(
             if range.start == range.end {
                 continue;
             }
-            let key = shared.rng.between_u128(range.start + 1..range.end);
+            let key = shared.rng.within_u128(range.start + 1..range.end);
             shared
                 .engine
                 .split_shard(stream, open[index].shard_id.as_str(), &key.to_string())

@@ -116,7 +116,7 @@ impl SimProcessor {
     }
 
     async fn checkpoint(&self, checkpointer: &mut Checkpointer, last: &kcl_core::Record) {
-        let outcome = match self.ctx.rng.below(0..10) {
+        let outcome = match self.ctx.rng.within(0..10) {
             0..=4 => checkpointer.checkpoint().await.map(|()| "checkpoint"),
             5 | 6 => checkpointer
                 .checkpoint_at(&last.sequence_number)

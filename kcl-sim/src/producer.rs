@@ -27,7 +27,7 @@ pub(crate) async fn produce(
             _ = stop.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(gap) => {}
         }
-        let key = format!("key-{}", rng.below(0..64));
+        let key = format!("key-{}", rng.within(0..64));
         let entry = PutRecordsEntry::new(key, written.to_string());
         if let Ok(acked) = engine.put_record(&stream, entry) {
             written += 1;

@@ -33,7 +33,7 @@ impl SimRng {
     }
 
     /// A number in `range`; its start if the range is empty.
-    pub(crate) fn below(&self, range: Range<u64>) -> u64 {
+    pub(crate) fn within(&self, range: Range<u64>) -> u64 {
         if range.is_empty() {
             return range.start;
         }
@@ -41,7 +41,7 @@ impl SimRng {
     }
 
     /// A number in `range`; its start if the range is empty.
-    pub(crate) fn between_u128(&self, range: Range<u128>) -> u128 {
+    pub(crate) fn within_u128(&self, range: Range<u128>) -> u128 {
         if range.is_empty() {
             return range.start;
         }
@@ -51,7 +51,7 @@ impl SimRng {
     /// A duration between `low` and `high`, to the millisecond.
     pub(crate) fn duration(&self, low: Duration, high: Duration) -> Duration {
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(self.below(millis(low)..millis(high).saturating_add(1)))
+        Duration::from_millis(self.within(millis(low)..millis(high).saturating_add(1)))
     }
 
     /// A rate in `0..max`.

@@ -40,7 +40,7 @@ impl Scenario {
         let rng = SimRng::new(seed);
         let ms = Duration::from_millis;
         let lease = rng.duration(ms(1_000), ms(4_000));
-        let batch = rng.below(1..40) as usize;
+        let batch = rng.within(1..40) as usize;
         let initial_position = if rng.chance(0.7) {
             InitialPosition::TrimHorizon
         } else {
@@ -53,13 +53,13 @@ impl Scenario {
             .handoff_timeout(rng.duration(lease / 4, lease))
             .shard_sync_interval(rng.duration(ms(2_000), ms(20_000)))
             .max_records_per_batch(batch)
-            .prefetch(batch * rng.below(1..4) as usize, 1 << 20)
+            .prefetch(batch * rng.within(1..4) as usize, 1 << 20)
             .initial_position(initial_position)
             .backoff(initial_backoff, rng.duration(ms(500), ms(2_000)));
         let scenario = Scenario {
             seed,
-            workers: rng.below(2..5) as usize,
-            shards: rng.below(1..5),
+            workers: rng.within(2..5) as usize,
+            shards: rng.within(1..5),
             max_open_shards: 8,
             config,
             read_wait: rng.duration(ms(100), ms(500)),
@@ -69,11 +69,6 @@ impl Scenario {
             faults: FaultRates::draw(&rng),
         };
         (scenario, rng)
-    }
-
-    /// The renewal interval: how late a renewal may still be applied after its consumer ended.
-    pub(crate) fn renewal_interval(&self) -> Duration {
-        self.config.renewal_interval()
     }
 
     /// How long the cluster gets, once faults stop, to process everything and balance.

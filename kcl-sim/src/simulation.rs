@@ -42,7 +42,8 @@ pub(crate) async fn simulate(scenario: &Scenario, rng: SimRng) -> Simulated {
     history.close();
     violations.extend(checks::check(
         &history.events(),
-        scenario.renewal_interval(),
+        scenario.config.lease_duration,
+        scenario.config.store_call_deadline(),
     ));
     Simulated {
         violations,
