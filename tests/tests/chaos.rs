@@ -20,6 +20,7 @@ use kcl_tests::http_producer::HttpProducer;
 use kcl_tests::log_checker::{self, WorkerFault};
 use kcl_tests::postgres_admin;
 use kcl_tests::processes::{self, EngineServer, WorkerProcess, WorkerSettings};
+use kcl_tests::processor_faults::ProcessorFaults;
 use kcl_tests::stream_admin;
 use kcl_tests::worker_log::{read_logs, wall_micros};
 
@@ -123,6 +124,8 @@ async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_c
         application_name: Some(application_name.clone()),
         lease: LEASE,
         taker: TAKER,
+        checkpoint_interval: Duration::ZERO,
+        processor_faults: ProcessorFaults::default(),
         log_dir: log_dir.clone(),
     };
     let binary = processes::worker_binary(env!("CARGO_BIN_EXE_kcl-test-worker"));
