@@ -24,6 +24,7 @@ mod hash_key;
 mod lease;
 mod position;
 mod record;
+mod retry;
 mod sequence_number;
 mod shard;
 mod shard_id;
@@ -43,8 +44,9 @@ pub use lease::{
 };
 pub use position::StartingPosition;
 pub use record::{MAX_PARTITION_KEY_CHARS, PartitionKey, Record};
+pub use retry::{Backoff, retry_transient};
 pub use sequence_number::SequenceNumber;
 pub use shard::{ChildShard, ShardDescription};
 pub use shard_id::ShardId;
-pub use source::{ReadBatch, ShardReader, StreamSource};
+pub use source::{LATEST_CLOCK_MARGIN, ReadBatch, ShardReader, StreamSource};
 pub use stream_name::{MAX_STREAM_NAME_LEN, StreamName};

@@ -1,8 +1,18 @@
 //! The seam the worker reads streams through.
 
+use std::time::{Duration, SystemTime};
+
 use async_trait::async_trait;
 
-use crate::{ChildShard, Error, Record, ShardDescription, ShardId, StartingPosition, StreamName};
+use crate::{
+    Checkpoint, ChildShard, Error, Record, ShardDescription, ShardId, StartingPosition, StreamName,
+};
+
+/// How far before its own clock's "now" a source that cannot name the newest record pins
+/// `LATEST` (see [`StreamSource::pin_latest`]): the clock difference between this machine and
+/// the stream service that it tolerates without skipping records. Records that arrived within
+/// it before the pin are delivered too (at least once, never lost).
+pub const LATEST_CLOCK_MARGIN: Duration = Duration::from_secs(5);
 
 /// A stream service the worker can read: the in-process engine, a Kinesis-compatible server, or
 /// Kinesis itself.
@@ -19,6 +29,22 @@ pub trait StreamSource: Send + Sync {
         shard: &ShardId,
         position: StartingPosition,
     ) -> Result<Box<dyn ShardReader>, Error>;
+
+    /// Where `LATEST` is on `shard` now, as a checkpoint that names a fixed position: a lease
+    /// created at `LATEST` keeps this, so that every owner (a new one after a crash, a reader
+    /// reopened after an error) starts at the same place and nothing written in between is
+    /// skipped.
+    ///
+    /// The default, for services that cannot name their newest record, is `AT_TIMESTAMP` of
+    /// this machine's clock less [`LATEST_CLOCK_MARGIN`]. A source that knows its shards' newest
+    /// record answers exactly: a checkpoint at it, or `TRIM_HORIZON` when none is retained.
+    async fn pin_latest(&self, stream: &StreamName, shard: &ShardId) -> Result<Checkpoint, Error> {
+        let _ = (stream, shard);
+        let now = SystemTime::now();
+        Ok(Checkpoint::AtTimestamp(
+            now.checked_sub(LATEST_CLOCK_MARGIN).unwrap_or(now),
+        ))
+    }
 }
 
 /// Reads one shard in order.

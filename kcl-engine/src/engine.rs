@@ -227,6 +227,23 @@ impl Engine {
         )
     }
 
+    /// The sequence number of the newest record retained in a shard, `None` when it retains
+    /// none.
+    pub fn newest_sequence_number(
+        &self,
+        stream: &str,
+        shard: &str,
+    ) -> Result<Option<SequenceNumber>, Error> {
+        let shard = self.stream(stream)?.shard(shard)?;
+        let mut state = shard.lock();
+        let next = state.log.next_offset();
+        if next == state.log.first_offset() {
+            return Ok(None);
+        }
+        let newest = state.log.read(next - 1, 1, crate::MAX_READ_BYTES)?;
+        Ok(newest.last().map(|record| record.sequence_number.clone()))
+    }
+
     /// Reopens a reader where an earlier one stood: at the sequence number its
     /// [`position`](EngineShardReader::position) reported, which may be past the newest record.
     /// This is what a shard iterator carries between reads.

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use kcl_core::{
-    ShardDescription, ShardId, ShardReader, StartingPosition, StreamName, StreamSource,
+    Checkpoint, ShardDescription, ShardId, ShardReader, StartingPosition, StreamName, StreamSource,
 };
 
 use crate::{Engine, ShardFilter};
@@ -32,5 +32,19 @@ impl StreamSource for Engine {
             shard.as_str(),
             position,
         )?))
+    }
+
+    /// Exact: the newest retained record, or `TRIM_HORIZON` when the shard retains none.
+    async fn pin_latest(
+        &self,
+        stream: &StreamName,
+        shard: &ShardId,
+    ) -> Result<Checkpoint, kcl_core::Error> {
+        Ok(
+            match self.newest_sequence_number(stream.as_str(), shard.as_str())? {
+                Some(newest) => Checkpoint::Sequence(newest),
+                None => Checkpoint::TrimHorizon,
+            },
+        )
     }
 }

@@ -7,17 +7,20 @@ use kcl_core::{
     ChildShard, HashKeyRange, PartitionKey, Record, SequenceNumber, ShardDescription, ShardId,
 };
 
-fn malformed(what: &str, detail: impl std::fmt::Display) -> kcl_core::Error {
-    kcl_core::Error::Unavailable {
-        message: format!("the service answered a malformed {what}: {detail}"),
-    }
+/// A value of the service's answer that breaks kcl-core's rules. Not transient: reading it
+/// again gives the same value.
+fn malformed(field: &'static str, detail: impl std::fmt::Display) -> kcl_core::Error {
+    kcl_core::Error::invalid(
+        field,
+        format!("the service answered a malformed {field}: {detail}"),
+    )
 }
 
 fn hash_key_range(range: Option<&types::HashKeyRange>) -> Result<HashKeyRange, kcl_core::Error> {
-    let range = range.ok_or_else(|| malformed("shard", "no HashKeyRange"))?;
+    let range = range.ok_or_else(|| malformed("HashKeyRange", "none"))?;
     let parse = |text: &str| {
         text.parse::<u128>()
-            .map_err(|error| malformed("hash key", format!("{text:?}: {error}")))
+            .map_err(|error| malformed("HashKeyRange", format!("{text:?}: {error}")))
     };
     Ok(HashKeyRange {
         start: parse(range.starting_hash_key())?,
@@ -26,18 +29,18 @@ fn hash_key_range(range: Option<&types::HashKeyRange>) -> Result<HashKeyRange, k
 }
 
 fn shard_id(text: &str) -> Result<ShardId, kcl_core::Error> {
-    ShardId::new(text).map_err(|error| malformed("shard id", error))
+    ShardId::new(text).map_err(|error| malformed("ShardId", error))
 }
 
 fn sequence_number(text: &str) -> Result<SequenceNumber, kcl_core::Error> {
-    SequenceNumber::new(text).map_err(|error| malformed("sequence number", error))
+    SequenceNumber::new(text).map_err(|error| malformed("SequenceNumber", error))
 }
 
 /// A shard of ListShards.
 pub(crate) fn shard(shard: &types::Shard) -> Result<ShardDescription, kcl_core::Error> {
     let range = shard
         .sequence_number_range()
-        .ok_or_else(|| malformed("shard", "no SequenceNumberRange"))?;
+        .ok_or_else(|| malformed("SequenceNumberRange", "none"))?;
     Ok(ShardDescription {
         shard_id: shard_id(shard.shard_id())?,
         parent_shard_id: shard.parent_shard_id().map(shard_id).transpose()?,
@@ -77,14 +80,45 @@ pub(crate) fn child_of_description(description: &ShardDescription) -> ChildShard
 /// A record of GetRecords.
 pub(crate) fn record(record: types::Record) -> Result<Record, kcl_core::Error> {
     let approximate_arrival = match record.approximate_arrival_timestamp() {
-        Some(time) => SystemTime::try_from(*time).map_err(|error| malformed("timestamp", error))?,
+        Some(time) => SystemTime::try_from(*time)
+            .map_err(|error| malformed("ApproximateArrivalTimestamp", error))?,
         None => SystemTime::UNIX_EPOCH,
     };
     Ok(Record {
         partition_key: PartitionKey::new(record.partition_key())
-            .map_err(|error| malformed("partition key", error))?,
+            .map_err(|error| malformed("PartitionKey", error))?,
         sequence_number: sequence_number(record.sequence_number())?,
         approximate_arrival,
         data: bytes::Bytes::from(record.data.into_inner()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_kinesis::primitives::Blob;
+
+    use super::*;
+
+    #[test]
+    fn a_malformed_answer_is_not_transient_and_names_the_value() {
+        let answered = types::Record::builder()
+            .sequence_number("not-a-number")
+            .partition_key("key")
+            .data(Blob::new("data"))
+            .build()
+            .expect("all fields set");
+        // Reading it again gives the same value: retrying cannot help.
+        let error = record(answered).expect_err("malformed");
+        assert!(
+            matches!(
+                error,
+                kcl_core::Error::InvalidArgument {
+                    field: "SequenceNumber",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(!error.is_transient());
+    }
 }

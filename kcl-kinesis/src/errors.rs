@@ -23,7 +23,12 @@ where
             );
             from_code(code, status, message)
         }
+        // A request the client could not build or send: sending it again will not help.
         SdkError::ConstructionFailure(_) => kcl_core::Error::invalid(
+            "request",
+            format!("{operation}: {}", DisplayErrorContext(&error)),
+        ),
+        SdkError::DispatchFailure(failure) if failure.is_user() => kcl_core::Error::invalid(
             "request",
             format!("{operation}: {}", DisplayErrorContext(&error)),
         ),
@@ -49,7 +54,9 @@ pub(crate) fn from_code(code: Option<&str>, status: u16, message: String) -> kcl
             kind: "stream or shard",
             name: message,
         },
-        Some("ResourceInUseException") => kcl_core::Error::ResourceInUse { message },
+        // To a read, a stream that is not ACTIVE: being created or updated, it soon will be;
+        // being deleted, it will soon be not found.
+        Some("ResourceInUseException") => kcl_core::Error::Unavailable { message },
         Some("InvalidArgumentException" | "ValidationException" | "SerializationException") => {
             kcl_core::Error::invalid("request", message)
         }
@@ -70,6 +77,9 @@ pub(crate) fn from_code(code: Option<&str>, status: u16, message: String) -> kcl
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_kinesis::error::ConnectorError;
+    use aws_sdk_kinesis::operation::get_records::GetRecordsError;
+
     use super::*;
 
     #[test]
@@ -80,6 +90,8 @@ mod tests {
             (Some("ExpiredIteratorException"), 400),
             (Some("InternalFailureException"), 500),
             (None, 503),
+            // A stream not ACTIVE yet (being created or updated) answers reads this way.
+            (Some("ResourceInUseException"), 400),
         ] {
             assert!(
                 from_code(code, status, String::new()).is_transient(),
@@ -95,7 +107,6 @@ mod tests {
             "InvalidArgumentException",
             "ValidationException",
             "AccessDeniedException",
-            "ResourceInUseException",
         ] {
             assert!(
                 !from_code(Some(code), 400, String::new()).is_transient(),
@@ -106,5 +117,29 @@ mod tests {
             from_code(Some("ExpiredIteratorException"), 400, String::new()),
             kcl_core::Error::ExpiredIterator { .. }
         ));
+    }
+
+    #[test]
+    fn connection_failures_are_transient_and_requests_that_cannot_be_sent_are_not() {
+        let failure = |error: ConnectorError| {
+            from_sdk(
+                "GetRecords",
+                SdkError::<GetRecordsError, HttpResponse>::dispatch_failure(error),
+            )
+        };
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(failure(ConnectorError::io(refused.into())).is_transient());
+        assert!(failure(ConnectorError::timeout("no answer".into())).is_transient());
+        let unsendable = failure(ConnectorError::user("not an HTTP request".into()));
+        assert!(
+            matches!(
+                unsendable,
+                kcl_core::Error::InvalidArgument {
+                    field: "request",
+                    ..
+                }
+            ),
+            "{unsendable}"
+        );
     }
 }

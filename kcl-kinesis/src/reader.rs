@@ -23,11 +23,18 @@ const MAX_ITERATOR_RENEWALS: u32 = 3;
 
 /// Reads one shard through the Kinesis API.
 ///
+/// - The reader moves past a batch only when it returns it: a call that fails or is dropped
+///   before then leaves the next call to read the same records again.
 /// - An expired shard iterator is replaced by one just after the last record delivered (or at
-///   the starting position if none was), so nothing is skipped or repeated.
+///   the starting position if none was), so nothing is skipped or repeated. The one exception:
+///   a reader opened at `Latest` that has returned nothing resolves `Latest` anew, past any
+///   record written meanwhile.
 /// - Throttling and transient failures are retried with backoff; past the retry budget the
 ///   transient error is returned, and the next call carries on from the same place.
 /// - When a read returns nothing new, the next read waits the idle poll interval first.
+/// - A shard that no longer exists (retention removed it once closed) is
+///   [`NotFound`](kcl_core::Error::NotFound) of kind `shard`; a missing stream, of kind
+///   `stream`.
 /// - At the end of a closed shard the batch carries the child shards (from GetRecords's
 ///   `ChildShards`, or from ListShards for services that do not send them), and every later call
 ///   returns the same end.
@@ -38,9 +45,14 @@ pub struct KinesisShardReader {
     stream: StreamName,
     shard: ShardId,
     start: StartingPosition,
+    /// Where the next GetRecords reads: just after `last_delivered` (or at `start`). `None`:
+    /// take a new iterator there first.
     iterator: Option<String>,
+    /// The last record returned to the caller.
     last_delivered: Option<SequenceNumber>,
+    /// The last read found nothing new: wait the idle interval before the next.
     idle: bool,
+    /// The children, once the end of the shard was returned.
     end: Option<Vec<ChildShard>>,
 }
 
@@ -66,9 +78,14 @@ impl KinesisShardReader {
             end: None,
         };
         let backoff = reader.config.backoff;
-        let iterator = with_backoff(&backoff, "GetShardIterator", || reader.new_iterator()).await?;
-        reader.iterator = Some(iterator);
-        Ok(reader)
+        match with_backoff(&backoff, "GetShardIterator", || reader.new_iterator()).await {
+            Ok(iterator) => {
+                reader.iterator = Some(iterator);
+                Ok(reader)
+            }
+            Err(error @ kcl_core::Error::NotFound { .. }) => Err(reader.not_found(error).await),
+            Err(error) => Err(error),
+        }
     }
 
     /// The sequence number of the last record this reader returned.
@@ -114,11 +131,20 @@ impl KinesisShardReader {
             })
     }
 
-    /// One GetRecords, taking a new iterator first if the last one expired.
+    /// One GetRecords, taking a new iterator first if there is none.
+    ///
+    /// The reader moves past a batch only once nothing is left that can fail or wait before it
+    /// is returned. Until then `iterator` still points at the batch's first record, so when
+    /// anything fails first (ListShards at the end of the shard, a record that does not convert)
+    /// or the caller drops the call, the next poll reads the same records again.
     async fn poll(&mut self, limit: i32) -> Result<ReadBatch, kcl_core::Error> {
-        let iterator = match self.iterator.take() {
-            Some(iterator) => iterator,
-            None => self.new_iterator().await?,
+        let iterator = match &self.iterator {
+            Some(iterator) => iterator.clone(),
+            None => {
+                let iterator = self.new_iterator().await?;
+                self.iterator = Some(iterator.clone());
+                iterator
+            }
         };
         let output = match self
             .client
@@ -131,9 +157,12 @@ impl KinesisShardReader {
             Ok(output) => output,
             Err(error) => {
                 let error = from_sdk("GetRecords", error);
-                if !matches!(error, kcl_core::Error::ExpiredIterator { .. }) {
-                    // Still valid: the retry uses it again.
-                    self.iterator = Some(iterator);
+                if matches!(
+                    error,
+                    kcl_core::Error::ExpiredIterator { .. } | kcl_core::Error::NotFound { .. }
+                ) {
+                    // The next poll takes a new one just after the last record returned.
+                    self.iterator = None;
                 }
                 return Err(error);
             }
@@ -152,17 +181,16 @@ impl KinesisShardReader {
             .into_iter()
             .map(convert::record)
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(last) = records.last() {
-            self.last_delivered = Some(last.sequence_number.clone());
-        }
         let child_shards = match next {
-            Some(next) => {
-                self.iterator = Some(next);
-                None
-            }
+            Some(_) => None,
             None if !children.is_empty() => Some(children),
             None => Some(self.children_from_listing().await?),
         };
+        // Nothing below fails or waits: the batch is returned, so the reader moves past it.
+        if let Some(last) = records.last() {
+            self.last_delivered = Some(last.sequence_number.clone());
+        }
+        self.iterator = next;
         self.idle = records.is_empty() && child_shards.is_none() && millis_behind_latest == 0;
         if let Some(children) = &child_shards {
             self.end = Some(children.clone());
@@ -174,9 +202,38 @@ impl KinesisShardReader {
         })
     }
 
-    /// The children of this shard as ListShards describes them.
+    /// What a ResourceNotFoundException on this shard means, as ListShards tells: the stream is
+    /// gone (`NotFound` of kind `stream`), or only the shard is, removed by retention once
+    /// closed (`NotFound` of kind `shard`, named `stream/shard`, so that the worker ends it).
+    async fn not_found(&self, error: kcl_core::Error) -> kcl_core::Error {
+        match list_all_shards(&self.client, &self.config, &self.stream).await {
+            Ok(shards) if shards.iter().any(|shard| shard.shard_id == self.shard) => {
+                // Listed, yet not found: the service contradicts itself for now; ask again later.
+                kcl_core::Error::Unavailable {
+                    message: format!("{error}, yet ListShards still lists the shard"),
+                }
+            }
+            Ok(_) => kcl_core::Error::not_found("shard", format!("{}/{}", self.stream, self.shard)),
+            Err(listing) => listing,
+        }
+    }
+
+    /// The children of this shard as ListShards describes them, for an answer that ends the
+    /// shard without naming them. If the listing still shows the shard open, that answer is a
+    /// failure worth retrying, not an end: the worker would never read the shard again.
     async fn children_from_listing(&self) -> Result<Vec<ChildShard>, kcl_core::Error> {
         let shards = list_all_shards(&self.client, &self.config, &self.stream).await?;
+        if shards
+            .iter()
+            .any(|shard| shard.shard_id == self.shard && shard.is_open())
+        {
+            return Err(kcl_core::Error::Unavailable {
+                message: format!(
+                    "GetRecords answered no NextShardIterator for {}/{}, which ListShards shows open",
+                    self.stream, self.shard
+                ),
+            });
+        }
         Ok(shards
             .iter()
             .filter(|shard| shard.parents().any(|parent| *parent == self.shard))
@@ -213,6 +270,9 @@ impl ShardReader for KinesisShardReader {
                         return Err(error);
                     }
                     tracing::debug!(shard = %self.shard, "shard iterator expired; renewing");
+                }
+                Err(error @ kcl_core::Error::NotFound { .. }) => {
+                    return Err(self.not_found(error).await);
                 }
                 Err(error) => retries.pause_after(error).await?,
             }

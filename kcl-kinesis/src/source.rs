@@ -61,7 +61,8 @@ impl KinesisSource {
     }
 }
 
-/// Every shard of `stream` (ListShards, all pages), in shard id order.
+/// Every shard of `stream` (ListShards, all pages), in shard id order; a missing stream is
+/// [`NotFound`](kcl_core::Error::NotFound) of kind `stream`.
 pub(crate) async fn list_all_shards(
     client: &aws_sdk_kinesis::Client,
     config: &KinesisSourceConfig,
@@ -80,7 +81,13 @@ pub(crate) async fn list_all_shards(
                 request
                     .send()
                     .await
-                    .map_err(|error| from_sdk("ListShards", error))
+                    .map_err(|error| match from_sdk("ListShards", error) {
+                        // The only resource ListShards names.
+                        kcl_core::Error::NotFound { .. } => {
+                            kcl_core::Error::not_found("stream", stream.as_str())
+                        }
+                        error => error,
+                    })
             }
         })
         .await?;

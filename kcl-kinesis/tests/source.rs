@@ -1,45 +1,16 @@
 //! `KinesisSource` against the engine's server: listing, reading across a split, recovering
-//! from expired iterators, and errors that say whether to retry.
+//! from expired iterators, and errors that say whether to retry and what is missing.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use kcl_core::{ShardId, StartingPosition, StreamName, StreamSource};
-use kcl_engine::http::{HttpConfig, KinesisServer};
-use kcl_engine::{Engine, PutRecordsEntry, StreamOptions};
-use kcl_kinesis::{BackoffConfig, KinesisSource, KinesisSourceConfig};
-
-async fn serve(engine: Engine, config: HttpConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let server = KinesisServer::bind(engine, config.listen(SocketAddr::from(([127, 0, 0, 1], 0))))
-        .await
-        .expect("bind");
-    let endpoint = server.endpoint_url();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
-    (endpoint, stop)
-}
-
-fn put(engine: &Engine, stream: &str, prefix: &str, count: usize) {
-    let entries: Vec<PutRecordsEntry> = (0..count)
-        .map(|i| PutRecordsEntry::new(format!("key-{i}"), format!("{prefix}-{i}")))
-        .collect();
-    for result in engine.put_records(stream, &entries).expect("put") {
-        result.expect("record accepted");
-    }
-}
-
-fn quick() -> KinesisSourceConfig {
-    KinesisSourceConfig::default()
-        .idle_poll_interval(Duration::from_millis(20))
-        .backoff(BackoffConfig {
-            initial: Duration::from_millis(5),
-            max: Duration::from_millis(50),
-            multiplier: 2.0,
-            max_retries: 3,
-        })
-}
+use kcl_engine::http::HttpConfig;
+use kcl_engine::{Engine, EngineConfig, ManualClock, StreamOptions};
+use kcl_kinesis::{BackoffConfig, KinesisSource};
+use support::{data, put, quick, serve};
 
 #[tokio::test]
 async fn reads_a_parent_to_its_end_then_its_children() {
@@ -153,12 +124,8 @@ async fn an_expired_iterator_is_renewed_after_the_last_record_delivered() {
         let batch = reader.next_batch(100).await.expect("read after expiry");
         seen.extend(batch.records);
     }
-    let data: Vec<String> = seen
-        .iter()
-        .map(|r| String::from_utf8_lossy(&r.data).into_owned())
-        .collect();
     assert_eq!(
-        data,
+        data(&seen),
         [
             "first-0", "first-1", "first-2", "first-3", "first-4", "round0-0", "round0-1",
             "round1-0", "round1-1", "round2-0", "round2-1"
@@ -174,20 +141,62 @@ async fn errors_say_whether_to_retry() {
         .expect("config");
     let missing = StreamName::new("missing").expect("name");
     let error = source.list_shards(&missing).await.expect_err("no stream");
-    assert!(matches!(error, kcl_core::Error::NotFound { .. }), "{error}");
+    assert_eq!(error, kcl_core::Error::not_found("stream", "missing"));
     assert!(!error.is_transient());
     let error = source
         .open_reader(&missing, &ShardId::from_index(0), StartingPosition::Latest)
         .await
         .err()
         .expect("no stream");
-    assert!(!error.is_transient(), "{error}");
+    assert_eq!(error, kcl_core::Error::not_found("stream", "missing"));
 
     // A server that is gone is transient: worth retrying later.
     let _ = stop.send(());
     tokio::time::sleep(Duration::from_millis(100)).await;
     let error = source.list_shards(&missing).await.expect_err("server gone");
     assert!(error.is_transient(), "{error}");
+}
+
+#[tokio::test]
+async fn a_shard_removed_by_retention_is_not_found() {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let engine = Engine::open(EngineConfig::in_memory().clock(clock.clone())).expect("engine");
+    engine
+        .create_stream("expiring", StreamOptions::with_shards(1))
+        .expect("create");
+    put(&engine, "expiring", "old", 3);
+    engine
+        .split_shard(
+            "expiring",
+            "shardId-000000000000",
+            &(1u128 << 127).to_string(),
+        )
+        .expect("split");
+    let (endpoint, _stop) = serve(engine.clone(), HttpConfig::default()).await;
+    let source = KinesisSource::local(&endpoint)
+        .with_config(quick())
+        .expect("config");
+    let stream = StreamName::new("expiring").expect("name");
+    let parent = ShardId::from_index(0);
+    let mut reader = source
+        .open_reader(&stream, &parent, StartingPosition::TrimHorizon)
+        .await
+        .expect("open");
+    assert_eq!(reader.next_batch(1).await.expect("read").records.len(), 1);
+
+    // Two days after the split, well past the 24-hour retention: the closed parent is gone.
+    clock.advance(Duration::from_secs(48 * 3600));
+    engine.enforce_retention().expect("retention");
+    let gone = kcl_core::Error::not_found("shard", "expiring/shardId-000000000000");
+    let error = reader.next_batch(100).await.expect_err("shard gone");
+    assert_eq!(error, gone);
+    let error = source
+        .open_reader(&stream, &parent, StartingPosition::TrimHorizon)
+        .await
+        .err()
+        .expect("shard gone");
+    assert_eq!(error, gone);
+    assert!(!error.is_transient());
 }
 
 #[tokio::test]

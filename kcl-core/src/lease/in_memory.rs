@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 
@@ -11,7 +13,8 @@ use crate::lease::{
 };
 use crate::{Error, ShardId, StreamName};
 
-/// A [`LeaseStore`] in one process's memory: for tests, examples and single-process
+/// A [`LeaseStore`] in one process's memory, on Tokio's clock (so a paused clock drives its
+/// expiry under simulation): for tests, examples and single-process
 /// applications, and the reference every other backend is checked against.
 ///
 /// ```

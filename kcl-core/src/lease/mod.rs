@@ -6,6 +6,7 @@
 //! [`conformance`] checks any backend against the contract and [`load`] measures one.
 
 mod checkpoint;
+mod deadline;
 mod fence;
 mod in_memory;
 mod key;
@@ -21,6 +22,7 @@ pub mod conformance;
 pub mod load;
 
 pub use checkpoint::{Checkpoint, CheckpointUpdate, PendingCheckpoint};
+pub(crate) use deadline::DeadlineLeaseStore;
 pub use fence::Fence;
 pub use in_memory::InMemoryLeaseStore;
 pub use key::LeaseKey;

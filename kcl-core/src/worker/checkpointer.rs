@@ -1,25 +1,36 @@
 //! Recording how far a shard is processed, fenced on the lease.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::lease::{Checkpoint, CheckpointUpdate, Fence, LeaseKey, LeaseStore, PendingCheckpoint};
 use crate::worker::WorkerConfig;
-use crate::worker::backoff::Backoff;
-use crate::{Error, SequenceNumber};
+use crate::{Backoff, Error, SequenceNumber, retry_transient};
 
 /// Writes a shard's checkpoint for its processor.
 ///
 /// Every write is fenced on the lease the worker holds (owner and epoch): once another worker
 /// took the lease, every call answers [`Error::LeaseLost`] and nothing is written. Transient
 /// store failures are retried with backoff for up to one lease duration.
+///
+/// The checkpointer knows which records were *processed* (their batch's `process_records`
+/// returned `Ok`), not only delivered: outside `process_records` (in `shutdown_requested` or
+/// `shard_ended`), [`checkpoint`](Self::checkpoint), [`prepare`](Self::prepare) and
+/// [`has_unchecked_records`](Self::has_unchecked_records) cover processed records only, so a
+/// batch that failed is never checkpointed by accident. Inside `process_records` they also
+/// cover the batch being processed: the processor checkpoints when its work is done.
 pub struct Checkpointer {
     store: Arc<dyn LeaseStore>,
     key: LeaseKey,
     fence: Fence,
     config: WorkerConfig,
+    backoff: Backoff,
     committed: Checkpoint,
+    /// The last record handed to the processor, whether or not its batch succeeded.
     last_delivered: Option<SequenceNumber>,
+    /// The last record of the batch `process_records` is working on, while it is.
+    in_flight: Option<SequenceNumber>,
+    /// The last record of the last batch whose processing returned `Ok`.
+    processed: Option<SequenceNumber>,
     shard_end: bool,
     lost: bool,
 }
@@ -44,6 +55,7 @@ impl Checkpointer {
         key: LeaseKey,
         fence: Fence,
         config: WorkerConfig,
+        backoff: Backoff,
         committed: Checkpoint,
     ) -> Self {
         Checkpointer {
@@ -51,8 +63,11 @@ impl Checkpointer {
             key,
             fence,
             config,
+            backoff,
             committed,
             last_delivered: None,
+            in_flight: None,
+            processed: None,
             shard_end: false,
             lost: false,
         }
@@ -78,16 +93,30 @@ impl Checkpointer {
         self.last_delivered.as_ref()
     }
 
-    /// True when records were delivered after the last checkpoint.
+    /// The sequence number of the last record whose batch was processed successfully (its
+    /// `process_records` returned `Ok`), if any.
+    pub fn last_processed(&self) -> Option<&SequenceNumber> {
+        self.processed.as_ref()
+    }
+
+    /// True when records were processed after the last checkpoint (inside `process_records`,
+    /// the batch being processed counts).
     pub fn has_unchecked_records(&self) -> bool {
-        match (&self.last_delivered, &self.committed) {
+        match (self.covered(), &self.committed) {
             (None, _) => false,
-            (Some(delivered), Checkpoint::Sequence(committed)) => delivered > committed,
+            (Some(covered), Checkpoint::Sequence(committed)) => covered > committed,
             (Some(_), _) => true,
         }
     }
 
-    /// Checkpoints at the last delivered record; at the end of a closed shard (in
+    /// What a checkpoint without a sequence number covers: the batch in flight, or else the
+    /// records processed.
+    fn covered(&self) -> Option<&SequenceNumber> {
+        self.in_flight.as_ref().or(self.processed.as_ref())
+    }
+
+    /// Checkpoints at the last processed record (inside `process_records`: the last record of
+    /// the batch); at the end of a closed shard (in
     /// [`RecordProcessor::shard_ended`](crate::worker::RecordProcessor::shard_ended)), records
     /// `SHARD_END`, which lets the shard's children start.
     pub async fn checkpoint(&mut self) -> Result<(), Error> {
@@ -102,7 +131,7 @@ impl Checkpointer {
         self.write(CheckpointUpdate::commit(target)).await
     }
 
-    /// Records a pending checkpoint at the last delivered record (or `SHARD_END`), with
+    /// Records a pending checkpoint where [`checkpoint`](Self::checkpoint) would (or `SHARD_END`), with
     /// application `state` that the next owner's processor receives in
     /// [`InitializeInput::pending_checkpoint`](crate::worker::InitializeInput) if this worker
     /// stops before committing.
@@ -141,11 +170,11 @@ impl Checkpointer {
         if self.shard_end {
             return Ok(Checkpoint::ShardEnd);
         }
-        match &self.last_delivered {
+        match self.covered() {
             Some(last) => Ok(Checkpoint::Sequence(last.clone())),
             None => Err(Error::invalid(
                 "checkpoint",
-                format!("no record of {} was delivered yet", self.key),
+                format!("no record of {} was processed yet", self.key),
             )),
         }
     }
@@ -181,36 +210,40 @@ impl Checkpointer {
         if self.lost {
             return Err(self.lost_error());
         }
-        let started = Instant::now();
-        let mut backoff = Backoff::new(&self.config);
-        loop {
-            match self.store.checkpoint(&self.key, &self.fence, &update).await {
-                Ok(()) => {
-                    if let Some(checkpoint) = update.checkpoint {
-                        self.committed = checkpoint;
-                    }
-                    return Ok(());
+        let (store, key, fence) = (&self.store, &self.key, &self.fence);
+        let written = retry_transient(
+            "checkpoint",
+            &mut self.backoff,
+            self.config.lease_duration,
+            || store.checkpoint(key, fence, &update),
+        )
+        .await;
+        self.backoff.reset();
+        match written {
+            Ok(()) => {
+                if let Some(checkpoint) = update.checkpoint {
+                    self.committed = checkpoint;
                 }
-                Err(error @ Error::LeaseLost { .. }) => {
-                    self.lost = true;
-                    return Err(error);
-                }
-                // The lease was deleted: its shard was finished by another worker and its
-                // children started. This worker no longer holds it.
-                Err(Error::NotFound { .. }) => {
-                    self.lost = true;
-                    return Err(self.lost_error());
-                }
-                Err(error)
-                    if error.is_transient() && started.elapsed() < self.config.lease_duration =>
-                {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(lease = %self.key, %error, ?delay, "checkpoint failed; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(error) => return Err(error),
+                Ok(())
             }
+            Err(error @ Error::LeaseLost { .. }) => {
+                self.lost = true;
+                Err(error)
+            }
+            // The lease was deleted: its shard was finished by another worker and its
+            // children started. This worker no longer holds it.
+            Err(Error::NotFound { .. }) => {
+                self.lost = true;
+                Err(self.lost_error())
+            }
+            Err(error) => Err(error),
         }
+    }
+
+    /// Replaces a `LATEST` checkpoint found on a lease with the position it names now, so that
+    /// every later owner starts there too.
+    pub(crate) async fn pin(&mut self, pinned: Checkpoint) -> Result<(), Error> {
+        self.write(CheckpointUpdate::commit(pinned)).await
     }
 
     fn lost_error(&self) -> Error {
@@ -220,9 +253,19 @@ impl Checkpointer {
         }
     }
 
-    /// The worker delivered records up to `sequence_number`.
-    pub(crate) fn delivered(&mut self, sequence_number: SequenceNumber) {
-        self.last_delivered = Some(sequence_number);
+    /// The worker hands the processor a batch ending at `last`.
+    pub(crate) fn batch_delivered(&mut self, last: SequenceNumber) {
+        self.last_delivered = Some(last.clone());
+        self.in_flight = Some(last);
+    }
+
+    /// The batch's processing ended: successfully (or skipped by policy), so its records count
+    /// as processed, or not.
+    pub(crate) fn batch_finished(&mut self, processed: bool) {
+        let batch = self.in_flight.take();
+        if processed {
+            self.processed = batch;
+        }
     }
 
     /// The worker delivered the last record of a closed shard.

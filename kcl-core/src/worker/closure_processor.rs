@@ -56,19 +56,4 @@ where
         checkpointer.checkpoint().await?;
         Ok(())
     }
-
-    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
-
-    async fn shutdown_requested(
-        &mut self,
-        checkpointer: &mut Checkpointer,
-    ) -> Result<(), ProcessorError> {
-        if checkpointer.has_unchecked_records() {
-            checkpointer.checkpoint().await?;
-        }
-        Ok(())
-    }
 }

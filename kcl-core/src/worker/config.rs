@@ -87,6 +87,13 @@ impl WorkerConfig {
         self.lease_duration / 3
     }
 
+    /// How long the worker waits for any one lease-store call before counting it as failed:
+    /// a renewal interval, so that a store that hangs costs a renewal, not the lease's local
+    /// validity.
+    pub fn store_call_deadline(&self) -> Duration {
+        self.renewal_interval()
+    }
+
     /// Sets the lease duration.
     pub fn lease_duration(mut self, duration: Duration) -> Self {
         self.lease_duration = duration;

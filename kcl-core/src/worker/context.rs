@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
-
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::lease::{Fence, LeaseKey, LeaseStore, WorkerId};
 use crate::worker::metrics::WorkerMetrics;
@@ -30,9 +29,10 @@ pub(crate) enum Stop {
 pub(crate) struct HeldLease {
     pub(crate) fence: Fence,
     pub(crate) stop: watch::Sender<Stop>,
-    /// When the last successful renewal (or the take) was sent: the lease lasts at least a
-    /// lease duration from then.
-    pub(crate) renewed_at: Instant,
+    /// Until when the lease is surely still this worker's, by this worker's own monotonic
+    /// clock: a lease duration after the last successful renewal (or take) was sent, since the
+    /// store set the expiry no earlier than that. Nothing is delivered after it.
+    pub(crate) valid_until: Instant,
 }
 
 /// Something the coordinator should react to at once rather than at its next tick.
@@ -112,8 +112,25 @@ impl WorkerContext {
             .get_mut(shard)
             .filter(|held| &held.fence == fence)
         {
-            held.renewed_at = sent_at;
+            held.valid_until = held.valid_until.max(sent_at + self.config.lease_duration);
         }
+    }
+
+    /// True while the lease of `shard` at `fence` is held and valid by the local clock.
+    pub(crate) fn is_valid(&self, shard: &ShardId, fence: &Fence) -> bool {
+        self.held()
+            .get(shard)
+            .is_some_and(|held| &held.fence == fence && Instant::now() < held.valid_until)
+    }
+
+    /// A backoff for retries on `shard`, jittered by a generator seeded with this worker's id
+    /// and the shard.
+    pub(crate) fn backoff(&self, shard: &ShardId) -> crate::Backoff {
+        crate::Backoff::new(
+            self.config.initial_backoff,
+            self.config.max_backoff,
+            &(self.id.as_str(), shard.as_str()),
+        )
     }
 
     /// Forgets `shard` if it is still held at `fence`.

@@ -7,7 +7,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
 use tracing::Instrument;
 
-use crate::lease::{LeaseStore, WorkerId};
+use crate::lease::{DeadlineLeaseStore, LeaseStore, WorkerId};
 use crate::worker::context::{Stop, WorkerContext, WorkerEvent};
 use crate::worker::lease_renewer::renew_leases;
 use crate::worker::lease_taker::LeaseTaker;
@@ -54,6 +54,7 @@ pub struct WorkerBuilder {
     factory: Option<Arc<dyn RecordProcessorFactory>>,
     config: WorkerConfig,
     name: Option<String>,
+    id: Option<WorkerId>,
 }
 
 impl WorkerBuilder {
@@ -94,17 +95,35 @@ impl WorkerBuilder {
         self
     }
 
-    /// Checks the settings and builds the worker.
+    /// A fixed id instead of a unique one (see [`WorkerBuilder::name`]): for deterministic
+    /// simulations and tests. Never give two running workers, or two starts of one, the same
+    /// id: a reused id hides a dead worker behind a live one.
+    pub fn worker_id(mut self, id: WorkerId) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// Checks the settings and builds the worker. Every call the worker makes to the lease
+    /// store gets a deadline of [`WorkerConfig::store_call_deadline`].
     pub fn build(self) -> Result<Worker, Error> {
         self.config.validate()?;
         let missing = |what: &'static str| Error::invalid(what, "is required");
         let (events, receiver) = mpsc::unbounded_channel();
+        let id = match self.id {
+            Some(id) => id,
+            None => WorkerId::unique(self.name.as_deref().unwrap_or("worker"))?,
+        };
+        let store = self.store.ok_or_else(|| missing("lease_store"))?;
+        let store = Arc::new(DeadlineLeaseStore::new(
+            store,
+            self.config.store_call_deadline(),
+        ));
         let ctx = WorkerContext::new(
-            WorkerId::unique(self.name.as_deref().unwrap_or("worker"))?,
+            id,
             self.stream.ok_or_else(|| missing("stream"))?,
             self.config,
             self.source.ok_or_else(|| missing("source"))?,
-            self.store.ok_or_else(|| missing("lease_store"))?,
+            store,
             self.factory.ok_or_else(|| missing("processor_factory"))?,
             events,
         );
@@ -207,6 +226,7 @@ async fn coordinate(
     sync_ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            biased;
             _ = shutdown.changed() => break,
             _ = taker_ticks.tick() => {
                 if let Some(soon) = taker.run_cycle(&mut tasks).await
@@ -260,6 +280,7 @@ async fn shut_down(ctx: &WorkerContext, mut tasks: JoinSet<()>) {
     let deadline = Instant::now() + ctx.config.lease_duration;
     while !ctx.held().is_empty() {
         tokio::select! {
+            biased;
             joined = tasks.join_next() => if joined.is_none() { break },
             _ = tokio::time::sleep_until(deadline) => {
                 tracing::warn!("consumers did not stop within a lease duration");

@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use futures::future::join_all;
-use tokio::time::{MissedTickBehavior, interval};
+use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use crate::Error;
 use crate::worker::context::{Stop, WorkerContext};
@@ -13,10 +12,11 @@ use crate::worker::metrics::WorkerMetrics;
 
 /// Every renewal interval: refreshes the worker's heartbeat and renews every held lease. A
 /// renewal that reveals a handoff request tells the consumer to hand over; one that finds the
-/// lease taken tells it the lease is lost. A lease that could not be renewed for a whole lease
-/// duration (the store unreachable) is treated as lost too: another worker may have taken it, so
-/// processing stops rather than duplicate work; this worker takes it back once the store answers
-/// if nobody else did.
+/// lease taken tells it the lease is lost. A lease whose local validity ran out (no renewal
+/// answered for a lease duration: the store unreachable, or this process paused) is treated as
+/// lost too: another worker may have taken it, so processing stops rather than duplicate work;
+/// this worker takes it back once the store answers if nobody else did. Every store call has a
+/// deadline (the worker wraps its store), so a hanging store cannot hold this loop up.
 pub(crate) async fn renew_leases(ctx: Arc<WorkerContext>) {
     let mut ticks = interval(ctx.config.renewal_interval());
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -30,9 +30,9 @@ pub(crate) async fn renew_leases(ctx: Arc<WorkerContext>) {
         let held: Vec<_> = ctx
             .held()
             .iter()
-            .map(|(shard, held)| (shard.clone(), held.fence.clone(), held.renewed_at))
+            .map(|(shard, held)| (shard.clone(), held.fence.clone()))
             .collect();
-        let renewals = held.iter().map(|(shard, fence, renewed_at)| {
+        let renewals = held.iter().map(|(shard, fence)| {
             let ctx = Arc::clone(&ctx);
             async move {
                 let key = ctx.key(shard);
@@ -53,7 +53,7 @@ pub(crate) async fn renew_leases(ctx: Arc<WorkerContext>) {
                         WorkerMetrics::add(&ctx.metrics.leases_lost, 1);
                         ctx.signal(shard, fence, Stop::LeaseLost);
                     }
-                    Err(error) if sent_at.duration_since(*renewed_at) >= ctx.config.lease_duration => {
+                    Err(error) if !ctx.is_valid(shard, fence) => {
                         tracing::warn!(lease = %key, %error, "lease not renewed for a lease duration; stopping its processing");
                         WorkerMetrics::add(&ctx.metrics.leases_lost, 1);
                         ctx.signal(shard, fence, Stop::LeaseLost);

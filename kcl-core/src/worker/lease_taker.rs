@@ -1,13 +1,14 @@
 //! Taking leases: unowned and expired ones first, then balancing by asking owners above their
 //! share to hand leases over, several per cycle, stealing when a handoff times out.
 
+use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::lease::{Checkpoint, Lease, TakeMode, WorkerId};
 use crate::worker::context::WorkerContext;
@@ -20,7 +21,7 @@ use crate::{Error, ShardId};
 pub(crate) struct LeaseTaker {
     ctx: Arc<WorkerContext>,
     /// Handoffs requested: shard → when, and at which epoch.
-    requested: HashMap<ShardId, (Instant, u64)>,
+    requested: BTreeMap<ShardId, (Instant, u64)>,
     /// Cycles run so far. The first only takes available leases: balancing waits until workers
     /// starting together have all heartbeated.
     cycles: u64,
@@ -30,7 +31,7 @@ impl LeaseTaker {
     pub(crate) fn new(ctx: Arc<WorkerContext>) -> Self {
         LeaseTaker {
             ctx,
-            requested: HashMap::new(),
+            requested: BTreeMap::new(),
             cycles: 0,
         }
     }
@@ -96,11 +97,13 @@ impl LeaseTaker {
         let target = active.len().div_ceil(workers.len().max(1));
         let expiring = self.next_expiry(&leases);
 
-        // Leases handed to this worker (a completed handoff) start here.
+        // Leases handed to this worker (a completed handoff) start here. The listing may be
+        // stale (this worker's own consumer may have released or handed the lease on since):
+        // only a fresh read decides.
         for lease in &active {
             if lease.is_held_by(&ctx.id) && !ctx.held().contains_key(&lease.key.shard) {
                 self.requested.remove(&lease.key.shard);
-                self.start((*lease).clone(), consumers);
+                self.start_handed_over(lease, consumers).await?;
             }
         }
         let mut mine = ctx.held().len();
@@ -212,6 +215,7 @@ impl LeaseTaker {
         consumers: &mut JoinSet<()>,
     ) -> Result<bool, Error> {
         let ctx = &self.ctx;
+        let sent_at = Instant::now();
         match ctx
             .store
             .take_lease(
@@ -225,7 +229,7 @@ impl LeaseTaker {
         {
             Ok(taken) => {
                 tracing::info!(shard = %taken.key.shard, epoch = taken.epoch, ?mode, "took lease");
-                self.start(taken, consumers);
+                self.start(taken, sent_at + ctx.config.lease_duration, consumers);
                 Ok(true)
             }
             Err(Error::LeaseConflict { .. } | Error::NotFound { .. }) => Ok(false),
@@ -233,9 +237,31 @@ impl LeaseTaker {
         }
     }
 
-    fn start(&self, lease: Lease, consumers: &mut JoinSet<()>) {
+    /// Starts the consumer of a lease the listing shows held by this worker without a consumer
+    /// here (another worker handed it over), if a fresh read still shows it so.
+    async fn start_handed_over(
+        &self,
+        listed: &Lease,
+        consumers: &mut JoinSet<()>,
+    ) -> Result<(), Error> {
+        let sent_at = Instant::now();
+        let Some(lease) = self.ctx.store.get_lease(&listed.key).await? else {
+            return Ok(());
+        };
+        let time_left = lease.time_left.unwrap_or_default();
+        if lease.is_held_by(&self.ctx.id)
+            && !time_left.is_zero()
+            && !self.ctx.held().contains_key(&lease.key.shard)
+        {
+            self.start(lease, sent_at + time_left, consumers);
+        }
+        Ok(())
+    }
+
+    /// Starts a consumer for `lease`, valid by the local clock until `valid_until`.
+    fn start(&self, lease: Lease, valid_until: Instant, consumers: &mut JoinSet<()>) {
         WorkerMetrics::add(&self.ctx.metrics.leases_taken, 1);
-        shard_consumer::start(Arc::clone(&self.ctx), lease, consumers);
+        shard_consumer::start(Arc::clone(&self.ctx), lease, valid_until, consumers);
     }
 
     /// An order of shards particular to this worker, so that workers balancing at the same time

@@ -6,7 +6,6 @@
 //! (so slow processing never costs a lease) and one consumer task per held lease, which reads
 //! ahead within bounds and delivers batches in order.
 
-mod backoff;
 mod checkpointer;
 mod closure_processor;
 mod config;

@@ -65,18 +65,27 @@ pub trait RecordProcessor: Send {
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError>;
 
-    /// Called when every record of a closed shard was delivered. The processor must call
-    /// [`Checkpointer::checkpoint`] (which records `SHARD_END`): the shard's children start
-    /// only after it. A processor that does not is reported, and the children wait.
-    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError>;
+    /// Called when every record of a closed shard was delivered. The processor must checkpoint
+    /// with [`Checkpointer::checkpoint`] (which records `SHARD_END`): the shard's children start
+    /// only after it. A processor that does not is reported, and the children wait. The default
+    /// checkpoints.
+    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
 
     /// Called when the worker gives the shard up gracefully (shutdown, or a handoff to another
-    /// worker for balance). Checkpoint here so that the next owner does not repeat work.
+    /// worker for balance). Checkpoint here so that the next owner does not repeat work. The
+    /// default checkpoints the records processed since the last checkpoint: those of batches
+    /// whose `process_records` returned `Ok` (never a batch that failed). A processor that
+    /// buffers records and finishes them later must override it.
     async fn shutdown_requested(
         &mut self,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
-        let _ = checkpointer;
+        if checkpointer.has_unchecked_records() {
+            checkpointer.checkpoint().await?;
+        }
         Ok(())
     }
 

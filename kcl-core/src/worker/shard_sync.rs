@@ -10,9 +10,9 @@ use crate::{Error, ShardDescription, ShardId};
 
 /// Creates a lease for every shard that needs one: shards that continue a leased shard start
 /// at `TRIM_HORIZON`; others start at the configured initial position (`LATEST`: open shards
-/// only). A shard with a leased descendant is never leased again: it was processed already.
-/// Parents are created before children, so a reader of the table never sees a child without
-/// its parent.
+/// only, pinned where the newest record is now). A shard with a leased descendant is never
+/// leased again: it was processed already. Parents are created before children, so a reader
+/// of the table never sees a child without its parent.
 pub(crate) async fn create_missing_leases(ctx: &WorkerContext) -> Result<usize, Error> {
     let mut shards = ctx.source.list_shards(&ctx.stream).await?;
     shards
@@ -37,7 +37,7 @@ pub(crate) async fn create_missing_leases(ctx: &WorkerContext) -> Result<usize, 
         {
             continue;
         }
-        let Some(checkpoint) = starting_checkpoint(ctx, shard, &leased) else {
+        let Some(checkpoint) = starting_checkpoint(ctx, shard, &leased).await? else {
             continue;
         };
         let lease = NewLease::new(ctx.key(&shard.shard_id), checkpoint)
@@ -51,19 +51,22 @@ pub(crate) async fn create_missing_leases(ctx: &WorkerContext) -> Result<usize, 
     Ok(created)
 }
 
-fn starting_checkpoint(
+async fn starting_checkpoint(
     ctx: &WorkerContext,
     shard: &ShardDescription,
     leased: &BTreeSet<ShardId>,
-) -> Option<Checkpoint> {
+) -> Result<Option<Checkpoint>, Error> {
     if shard.parents().any(|parent| leased.contains(parent)) {
-        return Some(Checkpoint::TrimHorizon);
+        return Ok(Some(Checkpoint::TrimHorizon));
     }
-    match ctx.config.initial_position {
-        InitialPosition::Latest => shard.is_open().then_some(Checkpoint::Latest),
+    Ok(match ctx.config.initial_position {
+        InitialPosition::Latest if shard.is_open() => {
+            Some(ctx.source.pin_latest(&ctx.stream, &shard.shard_id).await?)
+        }
+        InitialPosition::Latest => None,
         InitialPosition::TrimHorizon => Some(Checkpoint::TrimHorizon),
         InitialPosition::AtTimestamp(at) => Some(Checkpoint::AtTimestamp(at)),
-    }
+    })
 }
 
 fn has_leased_descendant(
@@ -85,10 +88,29 @@ fn has_leased_descendant(
 }
 
 /// Creates the leases of the shards that continue a finished one, as its reader reported them.
+///
+/// A merge child's other parent may have no lease yet: reshards faster than shard sync (split
+/// a shard, merge one half with a neighbour) give it a parent whose own parent is still being
+/// processed. A missing parent lease means "finished" to the taker, so the parents' leases are
+/// created first, by a shard sync, before any child's.
 pub(crate) async fn create_child_leases(
     ctx: &WorkerContext,
     children: &[crate::ChildShard],
 ) -> Result<(), Error> {
+    let leased: BTreeSet<ShardId> = ctx
+        .store
+        .list_leases(&ctx.stream)
+        .await?
+        .into_iter()
+        .map(|lease| lease.key.shard)
+        .collect();
+    let parent_unleased = children
+        .iter()
+        .flat_map(|child| &child.parent_shards)
+        .any(|parent| !leased.contains(parent));
+    if parent_unleased {
+        create_missing_leases(ctx).await?;
+    }
     for child in children {
         let lease = NewLease::new(ctx.key(&child.shard_id), Checkpoint::TrimHorizon)
             .with_parents(child.parent_shards.clone());

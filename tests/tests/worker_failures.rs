@@ -1,0 +1,386 @@
+//! Regression tests for the ways a worker could lose, repeat or stall records when the
+//! application or the stream misbehaves: a failed batch at shutdown, a panicking processor
+//! factory, a merge racing its parents, a shard expired by retention, and LATEST resolved again
+//! by a new owner. Each one failed before its fix.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use kcl_core::worker::{
+    Checkpointer, InitialPosition, ProcessRecordsInput, ProcessorError, RecordProcessor, ShardInfo,
+    Worker, WorkerConfig, WorkerHandle, process_with,
+};
+use kcl_core::{
+    Checkpoint, InMemoryLeaseStore, LeaseKey, LeaseStore, NewLease, SequenceNumber, ShardId,
+    StreamName,
+};
+use kcl_engine::{Engine, EngineConfig, ManualClock, PutRecordsEntry, StreamOptions};
+
+const STREAM: &str = "failures";
+
+fn config() -> WorkerConfig {
+    WorkerConfig::default()
+        .lease_duration(Duration::from_millis(900))
+        .taker_interval(Duration::from_millis(200))
+        .handoff_timeout(Duration::from_secs(2))
+        .initial_position(InitialPosition::TrimHorizon)
+        .backoff(Duration::from_millis(50), Duration::from_millis(200))
+}
+
+fn engine() -> Engine {
+    Engine::open(EngineConfig::in_memory().read_wait(Duration::from_millis(50))).unwrap()
+}
+
+fn worker(
+    engine: &Engine,
+    store: &Arc<InMemoryLeaseStore>,
+    config: WorkerConfig,
+    factory: impl kcl_core::worker::RecordProcessorFactory + 'static,
+) -> WorkerHandle {
+    Worker::builder()
+        .stream(STREAM)
+        .unwrap()
+        .source(Arc::new(engine.clone()))
+        .lease_store(Arc::clone(store) as Arc<dyn LeaseStore>)
+        .processor_factory(factory)
+        .config(config)
+        .build()
+        .unwrap()
+        .start()
+}
+
+/// Writes `count` records with `key` (so to one shard), returning their sequence numbers.
+fn put(engine: &Engine, key: &str, count: usize) -> Vec<SequenceNumber> {
+    (0..count)
+        .map(|n| {
+            engine
+                .put_record(
+                    STREAM,
+                    PutRecordsEntry::new(key, Bytes::from(format!("{key}-{n}"))),
+                )
+                .unwrap()
+                .sequence_number
+        })
+        .collect()
+}
+
+/// A key whose hash lands in the upper or lower half of the key space.
+fn key_in_half(upper: bool) -> String {
+    (0..)
+        .map(|n| format!("key-{n}"))
+        .find(|key| (kcl_core::HashKey::of_partition_key(key).0 >> 127 == 1) == upper)
+        .unwrap()
+}
+
+async fn lease(store: &InMemoryLeaseStore, shard: u64) -> Option<kcl_core::Lease> {
+    let key = LeaseKey::new(StreamName::new(STREAM).unwrap(), ShardId::from_index(shard));
+    store.get_lease(&key).await.unwrap()
+}
+
+/// Polls `condition` every 20 ms for up to `limit`.
+async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
+/// Records which shard got which record, in delivery order.
+type Seen = Arc<Mutex<Vec<(ShardId, SequenceNumber)>>>;
+
+fn seen_on(seen: &Seen, shard: u64) -> Vec<SequenceNumber> {
+    let shard = ShardId::from_index(shard);
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|(s, _)| s == &shard)
+        .map(|(_, n)| n.clone())
+        .collect()
+}
+
+/// Hole 1: a batch whose processing failed must not be checkpointed by `shutdown_requested`
+/// (here `process_with`'s, which checkpoints unchecked records) when a shutdown arrives during
+/// the retry backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_is_not_checkpointed_at_shutdown() {
+    let engine = engine();
+    engine
+        .create_stream(STREAM, StreamOptions::with_shards(1))
+        .unwrap();
+    let written = put(&engine, "sensor", 10);
+    let store = Arc::new(InMemoryLeaseStore::new());
+    let failures = Arc::new(Mutex::new(0_u32));
+    let failed = Arc::clone(&failures);
+    let poison = written[5].clone();
+    let handle = worker(
+        &engine,
+        &store,
+        config()
+            .max_records_per_batch(5)
+            .backoff(Duration::from_secs(5), Duration::from_secs(5)),
+        process_with(move |_shard, records| {
+            if records.iter().any(|r| r.sequence_number == poison) {
+                *failed.lock().unwrap() += 1;
+                return Err("cannot process this batch".into());
+            }
+            Ok(())
+        }),
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || *failures.lock().unwrap() > 0).await,
+        "the second batch was never delivered"
+    );
+    handle.shutdown().await.unwrap();
+    let checkpoint = lease(&store, 0).await.unwrap().checkpoint;
+    assert_eq!(
+        checkpoint,
+        Checkpoint::Sequence(written[4].clone()),
+        "the checkpoint must stop at the last record of the last batch that succeeded"
+    );
+}
+
+/// A processor that remembers what it saw, optionally slowly on one shard.
+struct Recorder {
+    shard: ShardId,
+    seen: Seen,
+    slow_shard: Option<ShardId>,
+}
+
+#[async_trait]
+impl RecordProcessor for Recorder {
+    async fn process_records(
+        &mut self,
+        input: &ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        if self.slow_shard.as_ref() == Some(&self.shard) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.seen.lock().unwrap().extend(
+            input
+                .records
+                .iter()
+                .map(|record| (self.shard.clone(), record.sequence_number.clone())),
+        );
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+
+    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+}
+
+fn recorder(
+    seen: &Seen,
+    slow_shard: Option<u64>,
+) -> impl Fn(&ShardInfo) -> Box<dyn RecordProcessor> + Send + Sync + 'static {
+    let seen = Arc::clone(seen);
+    move |shard: &ShardInfo| -> Box<dyn RecordProcessor> {
+        Box::new(Recorder {
+            shard: shard.shard_id.clone(),
+            seen: Arc::clone(&seen),
+            slow_shard: slow_shard.map(ShardId::from_index),
+        })
+    }
+}
+
+/// Hole 5: a processor factory that panics must not leave the lease held and renewed with
+/// nobody processing it; the shard is processed once the factory works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_factory_does_not_strand_its_lease() {
+    let engine = engine();
+    engine
+        .create_stream(STREAM, StreamOptions::with_shards(1))
+        .unwrap();
+    let written = put(&engine, "sensor", 3);
+    let store = Arc::new(InMemoryLeaseStore::new());
+    let seen: Seen = Arc::default();
+    let make = recorder(&seen, None);
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let handle = worker(
+        &engine,
+        &store,
+        config(),
+        move |shard: &ShardInfo| -> Box<dyn RecordProcessor> {
+            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                panic!("the factory failed");
+            }
+            make(shard)
+        },
+    );
+    let processed = eventually(Duration::from_secs(20), || {
+        seen_on(&seen, 0).len() >= written.len()
+    })
+    .await;
+    handle.shutdown().await.unwrap();
+    assert!(processed, "the shard was never processed after the panic");
+}
+
+/// Hole 6: a shard split, and one child merged with the neighbour, faster than shard sync and
+/// while the split shard is still being processed. The merge child must wait for both parents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_child_waits_for_both_parents() {
+    let engine = engine();
+    engine
+        .create_stream(STREAM, StreamOptions::with_shards(2))
+        .unwrap();
+    let lower = key_in_half(false);
+    let upper = key_in_half(true);
+    let store = Arc::new(InMemoryLeaseStore::new());
+    let seen: Seen = Arc::default();
+    // Shard 0 (the lower half) is slow: it has 40 batches of one record to get through.
+    let handle = worker(
+        &engine,
+        &store,
+        config()
+            .max_records_per_batch(1)
+            .shard_sync_interval(Duration::from_secs(600)),
+        recorder(&seen, Some(0)),
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || handle.held_shards().len() == 2).await,
+        "the worker never took both shards"
+    );
+    put(&engine, &lower, 40);
+    put(&engine, &upper, 3);
+    // Split shard 0 (lower half) at its middle: shard 2 (lowest quarter) and shard 3 (second
+    // quarter); then merge shard 3 with shard 1 (the upper half) into shard 4.
+    let quarter = (1_u128 << 126).to_string();
+    engine
+        .split_shard(STREAM, "shardId-000000000000", &quarter)
+        .unwrap();
+    engine
+        .merge_shards(STREAM, "shardId-000000000003", "shardId-000000000001")
+        .unwrap();
+    // Shard 4 holds the upper key's records now.
+    put(&engine, &upper, 3);
+    assert!(
+        eventually(Duration::from_secs(30), || seen_on(&seen, 4).len() == 3).await,
+        "the merge child was never processed"
+    );
+    let order = seen.lock().unwrap().clone();
+    handle.shutdown().await.unwrap();
+    let first_child = order
+        .iter()
+        .position(|(shard, _)| shard == &ShardId::from_index(4))
+        .unwrap();
+    let grandparent_before = order[..first_child]
+        .iter()
+        .filter(|(shard, _)| shard == &ShardId::from_index(0))
+        .count();
+    assert_eq!(
+        grandparent_before, 40,
+        "shard 4 started before its parent shard 3's own parent, shard 0, was finished"
+    );
+}
+
+/// Hole 4: a closed shard that retention removed while its lease still had records to go must
+/// end, so that its children start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_shard_removed_by_retention_lets_its_children_start() {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let engine = Engine::open(
+        EngineConfig::in_memory()
+            .read_wait(Duration::from_millis(50))
+            .clock(Arc::clone(&clock) as Arc<dyn kcl_engine::Clock>),
+    )
+    .unwrap();
+    engine
+        .create_stream(STREAM, StreamOptions::with_shards(1).retention_hours(24))
+        .unwrap();
+    put(&engine, "sensor", 5);
+    let store = Arc::new(InMemoryLeaseStore::new());
+    // A lease for shard 0 from an earlier run, before its end.
+    let key = LeaseKey::new(StreamName::new(STREAM).unwrap(), ShardId::from_index(0));
+    store
+        .create_lease_if_absent(&NewLease::new(key, Checkpoint::TrimHorizon))
+        .await
+        .unwrap();
+    engine
+        .split_shard(STREAM, "shardId-000000000000", &(1_u128 << 127).to_string())
+        .unwrap();
+    clock.advance(Duration::from_secs(25 * 3600));
+    engine.enforce_retention().unwrap();
+    let children = put(&engine, "sensor", 3);
+    let seen: Seen = Arc::default();
+    let handle = worker(&engine, &store, config(), recorder(&seen, None));
+    let processed = eventually(Duration::from_secs(20), || {
+        seen.lock().unwrap().len() >= children.len()
+    })
+    .await;
+    handle.shutdown().await.unwrap();
+    assert!(
+        processed,
+        "the children never started: their parent's lease waits for a shard that is gone"
+    );
+}
+
+/// A processor that takes the first batch it gets and never returns from it: a worker that
+/// received records and died before finishing them.
+struct Stuck;
+
+#[async_trait]
+impl RecordProcessor for Stuck {
+    async fn process_records(
+        &mut self,
+        _input: &ProcessRecordsInput,
+        _checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+
+    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+}
+
+/// Hole 10: a lease created at LATEST is pinned where LATEST was then; a new owner after a crash
+/// starts there, not at a LATEST of its own that skips what the first owner never finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_is_pinned_when_the_lease_is_created() {
+    let engine = engine();
+    engine
+        .create_stream(STREAM, StreamOptions::with_shards(1))
+        .unwrap();
+    put(&engine, "sensor", 2);
+    let store = Arc::new(InMemoryLeaseStore::new());
+    let latest = config().initial_position(InitialPosition::Latest);
+    let first = worker(&engine, &store, latest.clone(), |_: &ShardInfo| {
+        Box::new(Stuck) as Box<dyn RecordProcessor>
+    });
+    assert!(
+        eventually(Duration::from_secs(20), || first.held_shards().len() == 1).await,
+        "the first worker never took the shard"
+    );
+    // Give the first owner's reader time to open at LATEST, then write what it will never finish.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = put(&engine, "sensor", 3);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.abort();
+    let seen: Seen = Arc::default();
+    let second = worker(&engine, &store, latest, recorder(&seen, None));
+    let processed = eventually(Duration::from_secs(20), || {
+        seen_on(&seen, 0).len() >= after.len()
+    })
+    .await;
+    let got = seen_on(&seen, 0);
+    second.shutdown().await.unwrap();
+    assert!(
+        processed,
+        "records written after the lease was created were skipped: got {got:?}, wrote {after:?}"
+    );
+    assert_eq!(
+        got, after,
+        "only the records written after LATEST, in order"
+    );
+}
