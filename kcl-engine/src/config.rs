@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::clock::{Clock, SystemClock};
+use crate::file_sync::{FileSync, OsFileSync};
 
 /// Where the engine keeps records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,8 @@ pub struct EngineConfig {
     pub retention_check_interval: Duration,
     /// The clock for arrival times and retention. Defaults to the system clock.
     pub clock: Arc<dyn Clock>,
+    /// How the shard logs fsync. Defaults to the operating system's ([`OsFileSync`]).
+    pub file_sync: Arc<dyn FileSync>,
 }
 
 impl EngineConfig {
@@ -95,6 +98,7 @@ impl EngineConfig {
             read_wait: Duration::from_secs(1),
             retention_check_interval: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
+            file_sync: Arc::new(OsFileSync),
         }
     }
 
@@ -131,6 +135,12 @@ impl EngineConfig {
     /// Sets the clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Sets how the shard logs fsync: a [`SimulatedDisk`](crate::SimulatedDisk) in tests.
+    pub fn file_sync(mut self, file_sync: Arc<dyn FileSync>) -> Self {
+        self.file_sync = file_sync;
         self
     }
 

@@ -310,6 +310,7 @@ impl Stream {
                 index,
                 DiskLogOptions {
                     segment_bytes: self.config.segment_bytes,
+                    file_sync: Arc::clone(&self.config.file_sync),
                 },
             )?),
         })

@@ -16,6 +16,7 @@ use std::io;
 use std::mem;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -28,23 +29,27 @@ use super::segment::{
     ScannedFrame, Segment, SegmentFrames, corrupt, create_segment_file, segment_path,
 };
 use crate::Error;
+use crate::file_sync::{FileSync, OsFileSync};
 
 /// A batch buffer bigger than this is freed after the write rather than kept for the next.
 const MAX_RETAINED_WRITE_BUFFER: usize = 1 << 20;
 
-/// How a [`DiskLog`] lays out its files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a [`DiskLog`] lays out its files and makes them durable.
+#[derive(Debug, Clone)]
 pub(crate) struct DiskLogOptions {
     /// Once the active segment holds this many bytes, the next batch goes to a new segment (a
     /// batch may overshoot). Retention deletes whole segments, so this is also its granularity.
     /// Defaults to 64 MiB.
     pub(crate) segment_bytes: u64,
+    /// Every fsync of the log goes through this. Defaults to the operating system's.
+    pub(crate) file_sync: Arc<dyn FileSync>,
 }
 
 impl Default for DiskLogOptions {
     fn default() -> Self {
         DiskLogOptions {
             segment_bytes: 64 << 20,
+            file_sync: Arc::new(OsFileSync),
         }
     }
 }
@@ -111,7 +116,7 @@ impl DiskLog {
             active,
             active_file,
             created,
-        } = recovery::recover(dir)?;
+        } = recovery::recover(dir, options.file_sync.as_ref())?;
         let active = Active {
             segment: active,
             file: active_file,
@@ -179,9 +184,9 @@ impl DiskLog {
         // active segment's tail to repair. One fsync per segment is cheap.
         if self.data_dirty {
             let path = segment_path(&self.dir, self.active.segment.base_offset());
-            self.active
-                .file
-                .sync_data()
+            self.options
+                .file_sync
+                .sync_data(&self.active.file, &path)
                 .map_err(|error| Error::io(path, error))?;
             self.data_dirty = false;
         }
@@ -197,6 +202,14 @@ impl DiskLog {
         self.sealed.push(previous.segment);
         self.dir_dirty = true;
         Ok(())
+    }
+
+    /// Fsyncs a directory, so that the names created or deleted in it survive a machine crash.
+    fn sync_dir(&self, dir: &Path) -> Result<(), Error> {
+        self.options
+            .file_sync
+            .sync_dir(dir)
+            .map_err(|error| Error::io(dir, error))
     }
 
     /// Frames `records` into the write buffer, the first getting offset `first`.
@@ -456,16 +469,16 @@ impl ShardLog for DiskLog {
     fn sync(&mut self) -> Result<(), Error> {
         if self.data_dirty {
             let path = segment_path(&self.dir, self.active.segment.base_offset());
-            self.active
-                .file
-                .sync_data()
+            self.options
+                .file_sync
+                .sync_data(&self.active.file, &path)
                 .map_err(|error| Error::io(path, error))?;
             self.data_dirty = false;
         }
         if self.dir_dirty {
             // A new segment's name (or a deleted one's absence) survives a machine crash only
             // once the directory itself is fsynced.
-            sync_dir(&self.dir)?;
+            self.sync_dir(&self.dir)?;
             self.dir_dirty = false;
         }
         if self.parent_dirty {
@@ -474,7 +487,7 @@ impl ShardLog for DiskLog {
                 .parent()
                 .filter(|parent| !parent.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            sync_dir(parent)?;
+            self.sync_dir(parent)?;
             self.parent_dirty = false;
         }
         Ok(())
@@ -576,13 +589,6 @@ fn segment_and_file<'a>(
     Ok(Some((segment, &*file)))
 }
 
-/// Fsyncs a directory, so that the names created or deleted in it survive a machine crash.
-fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|error| Error::io(dir, error))
-}
-
 /// Milliseconds since the Unix epoch, rounded down (0 before the epoch).
 fn millis_floor(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |since| {
@@ -640,7 +646,10 @@ mod tests {
     }
 
     fn options(segment_bytes: u64) -> DiskLogOptions {
-        DiskLogOptions { segment_bytes }
+        DiskLogOptions {
+            segment_bytes,
+            ..DiskLogOptions::default()
+        }
     }
 
     fn read_all(log: &mut DiskLog) -> Vec<Record> {

@@ -12,6 +12,7 @@ use super::segment::{
     FrameScanner, Scan, Segment, corrupt, create_segment_file, parse_segment_name, segment_path,
 };
 use crate::Error;
+use crate::file_sync::FileSync;
 
 /// The segments of a log directory after recovery.
 pub(super) struct Recovered {
@@ -27,7 +28,7 @@ pub(super) struct Recovered {
 
 /// Finds the segments in `dir` (an existing directory), checking every frame and cutting off a
 /// torn tail of the newest; an empty directory gets a first segment starting at offset 0.
-pub(super) fn recover(dir: &Path) -> Result<Recovered, Error> {
+pub(super) fn recover(dir: &Path, file_sync: &dyn FileSync) -> Result<Recovered, Error> {
     let bases = segment_bases(dir)?;
     let Some((&active_base, sealed_bases)) = bases.split_last() else {
         return Ok(Recovered {
@@ -44,7 +45,7 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered, Error> {
         expected_base = Some(segment.next_offset());
         sealed.push(segment);
     }
-    let (active, active_file) = recover_active(dir, active_base, expected_base)?;
+    let (active, active_file) = recover_active(dir, active_base, expected_base, file_sync)?;
     Ok(Recovered {
         sealed,
         active,
@@ -93,7 +94,12 @@ fn recover_sealed(dir: &Path, base: u64, expected: Option<u64>) -> Result<Segmen
 }
 
 /// Scans the newest segment and cuts off a torn tail, durably, before appends follow it.
-fn recover_active(dir: &Path, base: u64, expected: Option<u64>) -> Result<(Segment, File), Error> {
+fn recover_active(
+    dir: &Path,
+    base: u64,
+    expected: Option<u64>,
+    file_sync: &dyn FileSync,
+) -> Result<(Segment, File), Error> {
     let path = segment_path(dir, base);
     check_base(&path, base, expected)?;
     let file = OpenOptions::new()
@@ -110,7 +116,7 @@ fn recover_active(dir: &Path, base: u64, expected: Option<u64>) -> Result<(Segme
             "cutting off a torn tail of the log, left by a crash during a write"
         );
         file.set_len(position)
-            .and_then(|()| file.sync_data())
+            .and_then(|()| file_sync.sync_data(&file, &path))
             .map_err(|error| Error::io(&path, error))?;
     }
     Ok((segment, file))
