@@ -9,6 +9,13 @@
 //! nothing. After a machine crash only the active segment can end in a torn frame, because a
 //! segment is fsynced as it is sealed; [`DiskLog::open`] cuts such a tail off, and treats damage
 //! anywhere else as corruption.
+//!
+//! Generations: unless records are fsynced before anyone sees them, a machine crash can cut
+//! off records that were already read, and their offsets come round again. So the first append
+//! after the log is opened seals the active segment and starts one in the next generation
+//! (segment names carry it), fsyncing the directory before the append numbers anything in it.
+//! Every record numbered from then on gets a higher sequence number than any this log issued
+//! before, whatever a crash took (see [`crate::sequence`]).
 
 use std::fmt;
 use std::fs::{self, File};
@@ -25,11 +32,10 @@ use kcl_core::{PartitionKey, Record};
 use super::ShardLog;
 use super::frame::{self, EncodeError};
 use super::recovery::{self, Recovered};
-use super::segment::{
-    ScannedFrame, Segment, SegmentFrames, corrupt, create_segment_file, segment_path,
-};
+use super::segment::{ScannedFrame, Segment, SegmentFrames, corrupt, create_segment_file};
 use crate::Error;
 use crate::file_sync::{FileSync, OsFileSync};
+use crate::sequence::{self, MAX_GENERATION, Position};
 
 /// A batch buffer bigger than this is freed after the write rather than kept for the next.
 const MAX_RETAINED_WRITE_BUFFER: usize = 1 << 20;
@@ -66,9 +72,24 @@ struct Active {
 struct Cursor {
     /// The offset of the record at `position`.
     offset: u64,
-    /// The segment the position is in.
-    base_offset: u64,
+    /// The segment the position is in, by base offset and generation.
+    segment: (u64, u32),
     position: u64,
+}
+
+/// Which generation appends number their records in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Generation {
+    /// The log was opened over segments an earlier process wrote, and a machine crash may have
+    /// cut off records it numbered past the end: the first append begins the next generation.
+    /// Until then any number of the active segment's generation may have been issued.
+    Inherited,
+    /// `open` found no segment and created the first: nothing was ever numbered in this log, so
+    /// the first append continues its generation once the segment's name is durable.
+    Fresh,
+    /// Appends number their records in the active segment's generation, whose segment's name is
+    /// durable.
+    Begun,
 }
 
 /// A shard's log in a directory of segment files; see the [module docs](self).
@@ -79,10 +100,11 @@ pub(crate) struct DiskLog {
     /// Sealed segments, oldest first; contiguous offsets ending where `active` starts.
     sealed: Vec<Segment>,
     active: Active,
-    /// The last sealed segment read from, kept open so that a reader catching up does not
-    /// reopen it for every read. One file, however many segments.
-    sealed_reader: Option<(u64, File)>,
+    /// The last sealed segment read from (by base offset and generation), kept open so that a
+    /// reader catching up does not reopen it for every read. One file, however many segments.
+    sealed_reader: Option<((u64, u32), File)>,
     cursor: Option<Cursor>,
+    generation: Generation,
     /// Reused across appends so that a batch costs no allocation.
     write_buffer: Vec<u8>,
     last_arrival_ms: Option<u64>,
@@ -135,6 +157,11 @@ impl DiskLog {
             active,
             sealed_reader: None,
             cursor: None,
+            generation: if created {
+                Generation::Fresh
+            } else {
+                Generation::Inherited
+            },
             write_buffer: Vec::new(),
             last_arrival_ms,
             data_dirty,
@@ -153,23 +180,31 @@ impl DiskLog {
         }
     }
 
+    /// The index of the segment that holds `offset` (or would, past the end: the active one),
+    /// the first retained one for offsets before it.
+    fn segment_index(&self, offset: u64) -> usize {
+        if self.active.segment.base_offset() <= offset {
+            self.sealed.len()
+        } else {
+            // The last segment starting at or before `offset`: after an empty segment comes one
+            // with the same base offset, which is the one holding it.
+            self.sealed
+                .partition_point(|segment| segment.base_offset() <= offset)
+                .saturating_sub(1)
+        }
+    }
+
     /// Where a scan for `offset` (retained, not past the end) starts: segment index, and the
     /// offset and byte position of a frame at or before it, from the cursor when that is
     /// closer than the sparse index.
     fn locate(&self, offset: u64) -> (usize, u64, u64) {
-        let index = if self.active.segment.base_offset() <= offset {
-            self.sealed.len()
-        } else {
-            self.sealed
-                .partition_point(|segment| segment.base_offset() <= offset)
-                .saturating_sub(1)
-        };
+        let index = self.segment_index(offset);
         let Some(segment) = self.segment(index) else {
             return (index, offset, 0);
         };
         let (mut start, mut position) = segment.seek_offset(offset);
         if let Some(cursor) = self.cursor
-            && cursor.base_offset == segment.base_offset()
+            && cursor.segment == (segment.base_offset(), segment.generation())
             && (start..=offset).contains(&cursor.offset)
             && cursor.position <= segment.len()
         {
@@ -178,29 +213,69 @@ impl DiskLog {
         (index, start, position)
     }
 
-    /// Seals the active segment and starts a new one at the next offset.
-    fn roll(&mut self) -> Result<(), Error> {
+    /// Seals the active segment and starts a new one at the next offset, in `generation`.
+    fn roll(&mut self, generation: u32) -> Result<(), Error> {
         // Sealed segments are durable, so recovery may trust them whole and only ever has the
         // active segment's tail to repair. One fsync per segment is cheap.
         if self.data_dirty {
-            let path = segment_path(&self.dir, self.active.segment.base_offset());
+            let path = self.active.segment.path(&self.dir);
             self.options
                 .file_sync
                 .sync_data(&self.active.file, &path)
                 .map_err(|error| Error::io(path, error))?;
             self.data_dirty = false;
         }
-        let base = self.active.segment.next_offset();
-        let file = create_segment_file(&segment_path(&self.dir, base))?;
-        let previous = mem::replace(
-            &mut self.active,
-            Active {
-                segment: Segment::new(base),
-                file,
-            },
-        );
+        let segment = Segment::new(self.active.segment.next_offset(), generation);
+        let file = create_segment_file(&segment.path(&self.dir))?;
+        let previous = mem::replace(&mut self.active, Active { segment, file });
         self.sealed.push(previous.segment);
         self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// The generation appends number their records in, beginning it on the first call: see the
+    /// [module docs](self).
+    fn begin_generation(&mut self) -> Result<u32, Error> {
+        if self.generation != Generation::Begun {
+            if self.generation == Generation::Inherited {
+                let next = self
+                    .active
+                    .segment
+                    .generation()
+                    .checked_add(1)
+                    .filter(|&next| next <= MAX_GENERATION)
+                    .ok_or_else(|| Error::LimitExceeded {
+                        message: format!(
+                            "shard log {} was reopened and written more often than sequence numbers can tell apart ({MAX_GENERATION} generations)",
+                            self.dir.display()
+                        ),
+                    })?;
+                self.roll(next)?;
+            }
+            // Were this name lost in a crash, the next process would begin the same generation
+            // again and number other records like the ones this one is about to show.
+            self.sync_names()?;
+            self.generation = Generation::Begun;
+        }
+        Ok(self.active.segment.generation())
+    }
+
+    /// Fsyncs the directories whose entries changed, so that the names created or deleted in
+    /// them survive a machine crash.
+    fn sync_names(&mut self) -> Result<(), Error> {
+        if self.dir_dirty {
+            self.sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        if self.parent_dirty {
+            let parent = self
+                .dir
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            self.sync_dir(parent)?;
+            self.parent_dirty = false;
+        }
         Ok(())
     }
 
@@ -215,11 +290,12 @@ impl DiskLog {
     /// Frames `records` into the write buffer, the first getting offset `first`.
     fn encode_batch(&mut self, records: &[Record], first: u64) -> Result<(), Error> {
         self.write_buffer.clear();
+        let generation = self.active.segment.generation();
         for (offset, record) in (first..).zip(records) {
             debug_assert_eq!(
-                crate::sequence::decode(&record.sequence_number),
-                Some((self.shard_index, offset)),
-                "a record's sequence number must encode its shard and offset",
+                sequence::decode(&record.sequence_number),
+                Some((self.shard_index, Position::new(generation, offset))),
+                "a record's sequence number must encode its shard, generation and offset",
             );
             frame::encode(
                 &mut self.write_buffer,
@@ -261,25 +337,15 @@ impl ShardLog for DiskLog {
         };
         if self.poisoned {
             return Err(Error::io(
-                segment_path(&self.dir, self.active.segment.base_offset()),
+                self.active.segment.path(&self.dir),
                 io::Error::other("an earlier failed write could not be undone; reopen the log"),
             ));
         }
-        // Only a hostile segment name gets near this, but offsets must not wrap.
-        let count = u64::try_from(records.len()).unwrap_or(u64::MAX);
-        if self
-            .next_offset()
-            .checked_add(count)
-            .is_none_or(|end| end == u64::MAX)
-        {
-            return Err(Error::LimitExceeded {
-                message: "the shard's offsets are exhausted".to_string(),
-            });
-        }
+        self.begin_generation()?;
         if self.active.segment.len() >= self.options.segment_bytes
             && !self.active.segment.is_empty()
         {
-            self.roll()?;
+            self.roll(self.active.segment.generation())?;
         }
         let start = self.active.segment.len();
         self.encode_batch(records, self.active.segment.next_offset())?;
@@ -290,8 +356,7 @@ impl ShardLog for DiskLog {
             if self.active.file.set_len(start).is_err() {
                 self.poisoned = true;
             }
-            let path = segment_path(&self.dir, self.active.segment.base_offset());
-            return Err(Error::io(path, error));
+            return Err(Error::io(self.active.segment.path(&self.dir), error));
         }
         self.data_dirty = true;
 
@@ -323,6 +388,7 @@ impl ShardLog for DiskLog {
         let (mut index, mut offset, mut position) = self.locate(from);
         let mut batch = ReadBatch {
             shard_index: self.shard_index,
+            generation: 0,
             from,
             max_records,
             max_bytes,
@@ -347,14 +413,16 @@ impl ShardLog for DiskLog {
             segment_and_file(dir, sealed, active, sealed_reader, index)?
         {
             let mut frames = SegmentFrames::new(dir, segment, file, offset, position);
+            batch.generation = segment.generation();
+            let name = (segment.base_offset(), segment.generation());
             while let Some(frame) = frames.next()? {
                 let taken = batch
                     .take(&frame)
-                    .map_err(|reason| corrupt(segment_path(dir, segment.base_offset()), reason))?;
+                    .map_err(|reason| corrupt(segment.path(dir), reason))?;
                 if let Some((offset, position)) = taken {
                     *cursor = Some(Cursor {
                         offset,
-                        base_offset: segment.base_offset(),
+                        segment: name,
                         position,
                     });
                     return Ok(batch.records);
@@ -362,7 +430,7 @@ impl ShardLog for DiskLog {
             }
             *cursor = Some(Cursor {
                 offset: segment.next_offset(),
-                base_offset: segment.base_offset(),
+                segment: name,
                 position: segment.len(),
             });
             index += 1;
@@ -404,7 +472,7 @@ impl ShardLog for DiskLog {
                     // A read from here usually follows; let it start without a scan.
                     *cursor = Some(Cursor {
                         offset: frame.offset,
-                        base_offset: segment.base_offset(),
+                        segment: (segment.base_offset(), segment.generation()),
                         position: frame.position,
                     });
                     return Ok(frame.offset);
@@ -438,7 +506,7 @@ impl ShardLog for DiskLog {
         let mut deleted = 0;
         let mut result = Ok(());
         for segment in self.sealed.iter().take(expired) {
-            let path = segment_path(&self.dir, segment.base_offset());
+            let path = segment.path(&self.dir);
             match fs::remove_file(&path) {
                 Ok(()) => deleted += 1,
                 Err(error) if error.kind() == io::ErrorKind::NotFound => deleted += 1,
@@ -455,7 +523,7 @@ impl ShardLog for DiskLog {
             if self
                 .sealed_reader
                 .as_ref()
-                .is_some_and(|(base, _)| *base < first)
+                .is_some_and(|((base, _), _)| *base < first)
             {
                 self.sealed_reader = None;
             }
@@ -468,29 +536,50 @@ impl ShardLog for DiskLog {
 
     fn sync(&mut self) -> Result<(), Error> {
         if self.data_dirty {
-            let path = segment_path(&self.dir, self.active.segment.base_offset());
+            let path = self.active.segment.path(&self.dir);
             self.options
                 .file_sync
                 .sync_data(&self.active.file, &path)
                 .map_err(|error| Error::io(path, error))?;
             self.data_dirty = false;
         }
-        if self.dir_dirty {
-            // A new segment's name (or a deleted one's absence) survives a machine crash only
-            // once the directory itself is fsynced.
-            self.sync_dir(&self.dir)?;
-            self.dir_dirty = false;
+        self.sync_names()
+    }
+
+    fn writing_generation(&mut self) -> Result<u32, Error> {
+        self.begin_generation()
+    }
+
+    fn generation_at(&self, offset: u64) -> u32 {
+        self.segment(self.segment_index(offset))
+            .map_or(0, Segment::generation)
+    }
+
+    fn was_issued(&self, position: Position) -> bool {
+        let active = &self.active.segment;
+        match self.generation {
+            Generation::Inherited => position.generation <= active.generation(),
+            Generation::Fresh | Generation::Begun => {
+                position < Position::new(active.generation(), active.next_offset())
+            }
         }
-        if self.parent_dirty {
-            let parent = self
-                .dir
-                .parent()
-                .filter(|parent| !parent.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            self.sync_dir(parent)?;
-            self.parent_dirty = false;
+    }
+
+    fn seek(&self, position: Position) -> u64 {
+        // (generation, next offset) never decreases from one segment to the next, so the
+        // segments whose records all come before `position` are a prefix.
+        let ends_before = |segment: &Segment| {
+            Position::new(segment.generation(), segment.next_offset()) <= position
+        };
+        let index = self.sealed.partition_point(ends_before);
+        let segment = self.segment(index).unwrap_or(&self.active.segment);
+        if ends_before(segment) {
+            self.next_offset()
+        } else if segment.generation() == position.generation {
+            position.offset.max(segment.base_offset())
+        } else {
+            segment.base_offset()
         }
-        Ok(())
     }
 }
 
@@ -509,6 +598,8 @@ impl fmt::Debug for DiskLog {
 /// The records one read collects, and when it must stop.
 struct ReadBatch {
     shard_index: u64,
+    /// The generation of the segment being read.
+    generation: u32,
     from: u64,
     max_records: usize,
     max_bytes: usize,
@@ -552,7 +643,10 @@ impl ReadBatch {
         self.bytes += frame.data.len();
         self.records.push(Record {
             partition_key,
-            sequence_number: crate::sequence::encode(self.shard_index, frame.offset),
+            sequence_number: sequence::encode(
+                self.shard_index,
+                Position::new(self.generation, frame.offset),
+            ),
             data: Bytes::copy_from_slice(frame.data),
             approximate_arrival,
         });
@@ -568,7 +662,7 @@ fn segment_and_file<'a>(
     dir: &Path,
     sealed: &'a [Segment],
     active: &'a Active,
-    sealed_reader: &'a mut Option<(u64, File)>,
+    sealed_reader: &'a mut Option<((u64, u32), File)>,
     index: usize,
 ) -> Result<Option<(&'a Segment, &'a File)>, Error> {
     if index == sealed.len() {
@@ -577,15 +671,15 @@ fn segment_and_file<'a>(
     let Some(segment) = sealed.get(index) else {
         return Ok(None);
     };
-    let base = segment.base_offset();
+    let name = (segment.base_offset(), segment.generation());
     let file = match sealed_reader.take() {
-        Some((cached, file)) if cached == base => file,
+        Some((cached, file)) if cached == name => file,
         _ => {
-            let path = segment_path(dir, base);
+            let path = segment.path(dir);
             File::open(&path).map_err(|error| Error::io(path, error))?
         }
     };
-    let (_, file) = sealed_reader.insert((base, file));
+    let (_, file) = sealed_reader.insert((name, file));
     Ok(Some((segment, &*file)))
 }
 
@@ -611,6 +705,7 @@ fn time_from_millis(millis: u64) -> Option<SystemTime> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::segment::segment_path;
     use super::*;
 
     const SHARD: u64 = 3;
@@ -619,23 +714,25 @@ mod tests {
         UNIX_EPOCH + Duration::from_millis(millis)
     }
 
-    fn record(offset: u64, key: &str, data: Vec<u8>, arrival_ms: u64) -> Record {
+    fn record(generation: u32, offset: u64, key: &str, data: Vec<u8>, arrival_ms: u64) -> Record {
         Record {
             partition_key: PartitionKey::new(key).unwrap(),
-            sequence_number: crate::sequence::encode(SHARD, offset),
+            sequence_number: sequence::encode(SHARD, Position::new(generation, offset)),
             data: Bytes::from(data),
             approximate_arrival: at_millis(arrival_ms),
         }
     }
 
-    /// `count` records for the next offsets of `log`, with sizes and keys that vary by offset
-    /// and arrivals `arrival_ms(offset)`.
-    fn batch(log: &DiskLog, count: u64, arrival_ms: impl Fn(u64) -> u64) -> Vec<Record> {
+    /// `count` records for the next offsets of `log`, numbered in its writing generation, with
+    /// sizes and keys that vary by offset and arrivals `arrival_ms(offset)`.
+    fn batch(log: &mut DiskLog, count: u64, arrival_ms: impl Fn(u64) -> u64) -> Vec<Record> {
+        let generation = log.writing_generation().unwrap();
         (log.next_offset()..log.next_offset() + count)
             .map(|offset| {
                 let len = (offset * 37 % 120) as usize;
                 let data = (0..len).map(|i| (offset as usize + i) as u8).collect();
                 record(
+                    generation,
                     offset,
                     &format!("key-{}", offset % 5),
                     data,
@@ -674,7 +771,8 @@ mod tests {
         let mut written = Vec::new();
         let mut size = 1;
         while log.next_offset() < count {
-            let records = batch(&log, size.min(count - log.next_offset()), &arrival_ms);
+            let this_batch = size.min(count - log.next_offset());
+            let records = batch(&mut log, this_batch, &arrival_ms);
             log.append(&records).unwrap();
             written.extend(records);
             size = size % 9 + 1;
@@ -693,7 +791,7 @@ mod tests {
         assert!(log.read(0, 10, 1000).unwrap().is_empty());
         assert_eq!(log.offset_at_time(UNIX_EPOCH).unwrap(), 0);
         log.sync().unwrap();
-        assert_eq!(segment_files(&dir), vec![segment_path(&dir, 0)]);
+        assert_eq!(segment_files(&dir), vec![segment_path(&dir, 0, 0)]);
     }
 
     #[test]
@@ -702,7 +800,7 @@ mod tests {
         let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
         let mut written = Vec::new();
         for size in (1..=15).cycle().take(30) {
-            let records = batch(&log, size, |offset| 1_000 + offset);
+            let records = batch(&mut log, size, |offset| 1_000 + offset);
             log.append(&records).unwrap();
             written.extend(records);
         }
@@ -743,7 +841,7 @@ mod tests {
         let mut written = Vec::new();
         let mut seen = Vec::new();
         for round in 0..40u64 {
-            let records = batch(&log, round % 7 + 1, |offset| offset);
+            let records = batch(&mut log, round % 7 + 1, |offset| offset);
             log.append(&records).unwrap();
             written.extend(records);
             let from = seen.len() as u64;
@@ -763,7 +861,7 @@ mod tests {
         let records: Vec<_> = (0..6)
             .map(|offset| {
                 let len = if offset % 2 == 0 { 300 << 10 } else { 10 };
-                record(offset, "big", vec![offset as u8; len], 5)
+                record(0, offset, "big", vec![offset as u8; len], 5)
             })
             .collect();
         log.append(&records).unwrap();
@@ -778,12 +876,75 @@ mod tests {
     fn arrival_is_kept_to_the_millisecond() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
-        let mut precise = record(0, "k", b"x".to_vec(), 0);
+        let mut precise = record(0, 0, "k", b"x".to_vec(), 0);
         precise.approximate_arrival = UNIX_EPOCH + Duration::from_micros(1_234_567_891);
         log.append(&[precise]).unwrap();
         let read = log.read(0, 1, 1).unwrap();
         assert_eq!(read[0].approximate_arrival, at_millis(1_234_567));
         assert_eq!(log.last_arrival(), Some(at_millis(1_234_567)));
+    }
+
+    #[test]
+    fn each_reopened_run_that_writes_numbers_in_a_new_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut written = filled_log(dir.path(), 5, |offset| offset);
+        assert!(written.iter().all(|record| {
+            sequence::decode(&record.sequence_number)
+                .is_some_and(|(_, position)| position.generation == 0)
+        }));
+
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        // Before it writes, the log cannot know how far the last run numbered.
+        assert!(log.was_issued(Position::new(0, 1_000)));
+        assert!(!log.was_issued(Position::new(1, 0)));
+        assert_eq!(log.generation_at(5), 0);
+        let more = batch(&mut log, 3, |offset| offset);
+        log.append(&more).unwrap();
+        written.extend(more);
+        assert_eq!(log.generation_at(4), 0);
+        assert_eq!(log.generation_at(5), 1);
+        assert_eq!(
+            segment_files(dir.path()),
+            [
+                segment_path(dir.path(), 0, 0),
+                segment_path(dir.path(), 5, 1)
+            ]
+        );
+        assert!(log.was_issued(Position::new(0, 1_000)));
+        assert!(log.was_issued(Position::new(1, 7)));
+        assert!(!log.was_issued(Position::new(1, 8)));
+        // A position names the first record at or after it.
+        assert_eq!(log.seek(Position::new(0, 3)), 3);
+        assert_eq!(log.seek(Position::new(0, 5)), 5);
+        assert_eq!(log.seek(Position::new(0, 1_000)), 5);
+        assert_eq!(log.seek(Position::new(1, 0)), 5);
+        assert_eq!(log.seek(Position::new(1, 6)), 6);
+        assert_eq!(log.seek(Position::new(1, 9)), 8);
+        assert_eq!(log.seek(Position::new(2, 0)), 8);
+        assert_eq!(read_all(&mut log), written);
+        drop(log);
+
+        // A run that only reads leaves the generation alone; one that writes begins the next,
+        // even on an empty segment.
+        drop(DiskLog::open(dir.path(), SHARD, options(1000)).unwrap());
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        assert_eq!(log.writing_generation().unwrap(), 2);
+        drop(log);
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        let more = batch(&mut log, 2, |offset| offset);
+        log.append(&more).unwrap();
+        written.extend(more);
+        assert_eq!(log.generation_at(8), 3);
+        assert_eq!(log.seek(Position::new(2, 8)), 8);
+        assert_eq!(read_all(&mut log), written);
+        drop(log);
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        assert_eq!(read_all(&mut log), written);
+        for (offset, record) in (0..).zip(&written) {
+            let position = sequence::decode(&record.sequence_number).unwrap().1;
+            assert_eq!(log.seek(position), offset);
+            assert_eq!(log.generation_at(offset), position.generation);
+        }
     }
 
     #[test]
@@ -795,7 +956,7 @@ mod tests {
         assert_eq!((log.first_offset(), log.next_offset()), (0, 120));
         assert_eq!(log.last_arrival(), Some(at_millis(169)));
         assert_eq!(read_all(&mut log), written);
-        let more = batch(&log, 30, |offset| 50 + offset);
+        let more = batch(&mut log, 30, |offset| 50 + offset);
         log.append(&more).unwrap();
         written.extend(more);
         drop(log);
@@ -829,7 +990,7 @@ mod tests {
             &original[..valid_len as usize]
         );
 
-        let more = batch(&log, 5, |offset| offset);
+        let more = batch(&mut log, 5, |offset| offset);
         log.append(&more).unwrap();
         log.sync().unwrap();
         drop(log);
@@ -886,7 +1047,7 @@ mod tests {
     fn damage_to_a_sealed_segment_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
         filled_log(dir.path(), 60, |offset| offset);
-        let first = segment_path(dir.path(), 0);
+        let first = segment_path(dir.path(), 0, 0);
         let mut bytes = fs::read(&first).unwrap();
         bytes[30] ^= 0x10;
         fs::write(&first, &bytes).unwrap();
@@ -918,7 +1079,7 @@ mod tests {
             // Three records per millisecond: 1000, 1000, 1000, 1001, ...
             let arrival = |offset: u64| 1_000 + offset / 3;
             while log.next_offset() < count {
-                let records = batch(&log, 50, arrival);
+                let records = batch(&mut log, 50, arrival);
                 log.append(&records).unwrap();
             }
             assert_eq!(log.offset_at_time(UNIX_EPOCH).unwrap(), 0);
@@ -957,7 +1118,7 @@ mod tests {
         assert!(first > 0 && first <= 37, "first offset {first}");
         assert_eq!(
             segment_files(dir.path())[0],
-            segment_path(dir.path(), first)
+            segment_path(dir.path(), first, 0)
         );
         assert_eq!(read_all(&mut log), written[first as usize..]);
         assert_eq!(log.offset_at_time(at_millis(1_037)).unwrap(), 37);
@@ -973,14 +1134,14 @@ mod tests {
         let active_base = log.active.segment.base_offset();
         assert_eq!(
             segment_files(dir.path()),
-            vec![segment_path(dir.path(), active_base)]
+            vec![segment_path(dir.path(), active_base, 0)]
         );
         assert_eq!(log.first_offset(), active_base);
         assert_eq!(log.next_offset(), 120);
         assert_eq!(read_all(&mut log), written[active_base as usize..]);
         assert_eq!(log.last_arrival(), Some(at_millis(1_119)));
 
-        let more = batch(&log, 40, |offset| 1_000 + offset);
+        let more = batch(&mut log, 40, |offset| 1_000 + offset);
         log.append(&more).unwrap();
         log.sync().unwrap();
         drop(log);
@@ -997,12 +1158,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = DiskLog::open(dir.path(), SHARD, options(1)).unwrap();
         for _ in 0..3 {
-            let records = batch(&log, 1, |offset| 10 + offset);
+            let records = batch(&mut log, 1, |offset| 10 + offset);
             log.append(&records).unwrap();
         }
         drop(log);
         // The newest segment holds one record; tearing it leaves that segment empty.
-        let last = segment_path(dir.path(), 2);
+        let last = segment_path(dir.path(), 2, 0);
         let bytes = fs::read(&last).unwrap();
         fs::write(&last, &bytes[..bytes.len() - 1]).unwrap();
 

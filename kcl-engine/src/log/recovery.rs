@@ -13,6 +13,7 @@ use super::segment::{
 };
 use crate::Error;
 use crate::file_sync::FileSync;
+use crate::sequence::{MAX_GENERATION, OFFSET_LIMIT};
 
 /// The segments of a log directory after recovery.
 pub(super) struct Recovered {
@@ -29,23 +30,24 @@ pub(super) struct Recovered {
 /// Finds the segments in `dir` (an existing directory), checking every frame and cutting off a
 /// torn tail of the newest; an empty directory gets a first segment starting at offset 0.
 pub(super) fn recover(dir: &Path, file_sync: &dyn FileSync) -> Result<Recovered, Error> {
-    let bases = segment_bases(dir)?;
-    let Some((&active_base, sealed_bases)) = bases.split_last() else {
+    let names = segment_names(dir)?;
+    let Some((&active_name, sealed_names)) = names.split_last() else {
+        let active = Segment::new(0, 0);
         return Ok(Recovered {
+            active_file: create_segment_file(&active.path(dir))?,
             sealed: Vec::new(),
-            active: Segment::new(0),
-            active_file: create_segment_file(&segment_path(dir, 0))?,
+            active,
             created: true,
         });
     };
-    let mut sealed = Vec::with_capacity(sealed_bases.len());
-    let mut expected_base = None;
-    for &base in sealed_bases {
-        let segment = recover_sealed(dir, base, expected_base)?;
-        expected_base = Some(segment.next_offset());
+    let mut sealed = Vec::with_capacity(sealed_names.len());
+    let mut previous = None;
+    for &name in sealed_names {
+        let segment = recover_sealed(dir, name, previous)?;
+        previous = Some((segment.next_offset(), segment.generation()));
         sealed.push(segment);
     }
-    let (active, active_file) = recover_active(dir, active_base, expected_base, file_sync)?;
+    let (active, active_file) = recover_active(dir, active_name, previous, file_sync)?;
     Ok(Recovered {
         sealed,
         active,
@@ -54,36 +56,57 @@ pub(super) fn recover(dir: &Path, file_sync: &dyn FileSync) -> Result<Recovered,
     })
 }
 
-/// The base offsets of the segment files in `dir`, in order. Other files are left alone.
-fn segment_bases(dir: &Path) -> Result<Vec<u64>, Error> {
-    let mut bases = Vec::new();
+/// The base offsets and generations the segment files in `dir` are named by, in order. Other
+/// files are left alone.
+fn segment_names(dir: &Path) -> Result<Vec<(u64, u32)>, Error> {
+    let mut names = Vec::new();
     for entry in fs::read_dir(dir).map_err(|error| Error::io(dir, error))? {
         let entry = entry.map_err(|error| Error::io(dir, error))?;
-        if let Some(base) = entry.file_name().to_str().and_then(parse_segment_name) {
-            bases.push(base);
+        if let Some(name) = entry.file_name().to_str().and_then(parse_segment_name) {
+            names.push(name);
         }
     }
-    bases.sort_unstable();
-    Ok(bases)
+    names.sort_unstable();
+    Ok(names)
 }
 
-/// `Corrupt` unless a segment named `base` continues where the previous one ended.
-fn check_base(path: &Path, base: u64, expected: Option<u64>) -> Result<(), Error> {
-    match expected {
-        Some(expected) if expected != base => Err(corrupt(
+/// `Corrupt` unless a segment named `(base, generation)` continues where the previous one
+/// ended, `previous` being that one's next offset and generation: offsets are contiguous and
+/// generations never go back.
+fn check_name(
+    path: &Path,
+    (base, generation): (u64, u32),
+    previous: Option<(u64, u32)>,
+) -> Result<(), Error> {
+    if base >= OFFSET_LIMIT || generation > MAX_GENERATION {
+        return Err(corrupt(
             path,
-            format!("segment starts at offset {base}, but the previous one ends at {expected}"),
+            "segment name is past the last offset or generation a shard can have".to_string(),
+        ));
+    }
+    match previous {
+        Some((end, _)) if end != base => Err(corrupt(
+            path,
+            format!("segment starts at offset {base}, but the previous one ends at {end}"),
+        )),
+        Some((_, previous)) if previous > generation => Err(corrupt(
+            path,
+            format!("segment of generation {generation} follows one of generation {previous}"),
         )),
         _ => Ok(()),
     }
 }
 
 /// Scans a sealed segment: every frame must be whole and valid.
-fn recover_sealed(dir: &Path, base: u64, expected: Option<u64>) -> Result<Segment, Error> {
-    let path = segment_path(dir, base);
-    check_base(&path, base, expected)?;
+fn recover_sealed(
+    dir: &Path,
+    name: (u64, u32),
+    previous: Option<(u64, u32)>,
+) -> Result<Segment, Error> {
+    let path = segment_path(dir, name.0, name.1);
+    check_name(&path, name, previous)?;
     let file = File::open(&path).map_err(|error| Error::io(&path, error))?;
-    let (segment, tear) = scan_segment(&file, base, &path)?;
+    let (segment, tear) = scan_segment(&file, name, &path)?;
     match tear {
         None => Ok(segment),
         Some(Tear { position, reason }) => Err(corrupt(
@@ -96,18 +119,18 @@ fn recover_sealed(dir: &Path, base: u64, expected: Option<u64>) -> Result<Segmen
 /// Scans the newest segment and cuts off a torn tail, durably, before appends follow it.
 fn recover_active(
     dir: &Path,
-    base: u64,
-    expected: Option<u64>,
+    name: (u64, u32),
+    previous: Option<(u64, u32)>,
     file_sync: &dyn FileSync,
 ) -> Result<(Segment, File), Error> {
-    let path = segment_path(dir, base);
-    check_base(&path, base, expected)?;
+    let path = segment_path(dir, name.0, name.1);
+    check_name(&path, name, previous)?;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .open(&path)
         .map_err(|error| Error::io(&path, error))?;
-    let (segment, tear) = scan_segment(&file, base, &path)?;
+    let (segment, tear) = scan_segment(&file, name, &path)?;
     if let Some(Tear { position, reason }) = tear {
         tracing::warn!(
             path = %path.display(),
@@ -128,14 +151,19 @@ struct Tear {
     reason: &'static str,
 }
 
-/// Reads every frame of a segment file, checking that offsets run on from `base`. Returns what
-/// the valid frames say, and the tear after them if they do not reach the end of the file.
-fn scan_segment(file: &File, base: u64, path: &Path) -> Result<(Segment, Option<Tear>), Error> {
+/// Reads every frame of a segment file named `(base, generation)`, checking that offsets run on
+/// from `base`. Returns what the valid frames say, and the tear after them if they do not reach
+/// the end of the file.
+fn scan_segment(
+    file: &File,
+    (base, generation): (u64, u32),
+    path: &Path,
+) -> Result<(Segment, Option<Tear>), Error> {
     let file_len = file
         .metadata()
         .map_err(|error| Error::io(path, error))?
         .len();
-    let mut segment = Segment::new(base);
+    let mut segment = Segment::new(base, generation);
     let mut scanner = FrameScanner::new(file, 0, file_len);
     loop {
         match scanner
