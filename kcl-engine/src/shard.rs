@@ -262,14 +262,21 @@ impl Shard {
         self.appended.notify_waiters();
     }
 
-    /// Fsyncs the log if it was written since the last fsync.
+    /// Fsyncs the log if it was written since the last fsync: the group commit. A failure
+    /// poisons the log, which then takes no more writes, so it is reported once.
     pub(crate) fn sync_if_dirty(&self) -> Result<(), Error> {
         let mut state = self.lock();
-        if state.dirty {
-            state.log.sync()?;
-            state.dirty = false;
+        if !std::mem::take(&mut state.dirty) {
+            return Ok(());
         }
-        Ok(())
+        state.log.sync()
+    }
+
+    /// Fsyncs whatever the log holds that is not durable yet; fails for a poisoned log.
+    pub(crate) fn sync(&self) -> Result<(), Error> {
+        let mut state = self.lock();
+        state.dirty = false;
+        state.log.sync()
     }
 }
 

@@ -10,6 +10,11 @@
 //! segment is fsynced as it is sealed; [`DiskLog::open`] cuts such a tail off, and treats damage
 //! anywhere else as corruption.
 //!
+//! Fsync failures: once an fsync fails nothing is known about what was written since the last
+//! one that succeeded (Linux may drop those pages and report the next fsync as a success), so
+//! the log is poisoned: it shows only the records an fsync covered and refuses writes until it
+//! is reopened, when recovery finds what the disk really kept.
+//!
 //! Generations: unless records are fsynced before anyone sees them, a machine crash can cut
 //! off records that were already read, and their offsets come round again. So the first append
 //! after the log is opened seals the active segment and starts one in the next generation
@@ -27,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use kcl_core::{PartitionKey, Record};
+use kcl_core::{PartitionKey, Record, ShardId};
 
 use super::ShardLog;
 use super::frame::{self, EncodeError};
@@ -114,9 +119,20 @@ pub(crate) struct DiskLog {
     dir_dirty: bool,
     /// `open` created the directory, whose own entry its parent has yet to fsync.
     parent_dirty: bool,
-    /// A failed write left bytes in the active segment that could not be cut off; appending
-    /// after them would bury them inside the log, so appends are refused until a reopen.
-    poisoned: bool,
+    /// Every record before this offset is durable: an fsync of its data and of its segment's
+    /// name succeeded.
+    durable_offset: u64,
+    /// Set once an fsync failed, or a failed write left bytes that could not be cut off: see the
+    /// [module docs](self).
+    poison: Option<Poison>,
+}
+
+/// Why a log refuses writes until it is reopened.
+#[derive(Debug)]
+struct Poison {
+    /// The file or directory whose fsync or write failed.
+    path: PathBuf,
+    reason: String,
 }
 
 impl DiskLog {
@@ -143,6 +159,7 @@ impl DiskLog {
             segment: active,
             file: active_file,
         };
+        let active_base = active.segment.base_offset();
         let last_arrival_ms = active
             .segment
             .last_arrival_ms()
@@ -167,7 +184,9 @@ impl DiskLog {
             data_dirty,
             dir_dirty: created,
             parent_dirty: !existed,
-            poisoned: false,
+            // The last process may have left the active segment's records unsynced.
+            durable_offset: active_base,
+            poison: None,
         })
     }
 
@@ -217,14 +236,7 @@ impl DiskLog {
     fn roll(&mut self, generation: u32) -> Result<(), Error> {
         // Sealed segments are durable, so recovery may trust them whole and only ever has the
         // active segment's tail to repair. One fsync per segment is cheap.
-        if self.data_dirty {
-            let path = self.active.segment.path(&self.dir);
-            self.options
-                .file_sync
-                .sync_data(&self.active.file, &path)
-                .map_err(|error| Error::io(path, error))?;
-            self.data_dirty = false;
-        }
+        self.sync_active_data()?;
         let segment = Segment::new(self.active.segment.next_offset(), generation);
         let file = create_segment_file(&segment.path(&self.dir))?;
         let previous = mem::replace(&mut self.active, Active { segment, file });
@@ -236,6 +248,7 @@ impl DiskLog {
     /// The generation appends number their records in, beginning it on the first call: see the
     /// [module docs](self).
     fn begin_generation(&mut self) -> Result<u32, Error> {
+        self.check_poison()?;
         if self.generation != Generation::Begun {
             if self.generation == Generation::Inherited {
                 let next = self
@@ -264,7 +277,7 @@ impl DiskLog {
     /// them survive a machine crash.
     fn sync_names(&mut self) -> Result<(), Error> {
         if self.dir_dirty {
-            self.sync_dir(&self.dir)?;
+            self.sync_dir(self.dir.clone())?;
             self.dir_dirty = false;
         }
         if self.parent_dirty {
@@ -272,19 +285,64 @@ impl DiskLog {
                 .dir
                 .parent()
                 .filter(|parent| !parent.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
             self.sync_dir(parent)?;
             self.parent_dirty = false;
         }
         Ok(())
     }
 
-    /// Fsyncs a directory, so that the names created or deleted in it survive a machine crash.
-    fn sync_dir(&self, dir: &Path) -> Result<(), Error> {
-        self.options
-            .file_sync
-            .sync_dir(dir)
-            .map_err(|error| Error::io(dir, error))
+    /// Fsyncs a directory, poisoning the log if that fails.
+    fn sync_dir(&mut self, dir: PathBuf) -> Result<(), Error> {
+        match self.options.file_sync.sync_dir(&dir) {
+            Ok(()) => Ok(()),
+            Err(error) => Err(self.poison(dir, format!("fsync of the directory failed: {error}"))),
+        }
+    }
+
+    /// Fsyncs the active segment's data if it was written since, poisoning the log if that
+    /// fails.
+    fn sync_active_data(&mut self) -> Result<(), Error> {
+        if !self.data_dirty {
+            return Ok(());
+        }
+        let path = self.active.segment.path(&self.dir);
+        if let Err(error) = self.options.file_sync.sync_data(&self.active.file, &path) {
+            return Err(self.poison(path, format!("fsync failed: {error}")));
+        }
+        self.data_dirty = false;
+        Ok(())
+    }
+
+    /// Refuses writes from now on, and shows only what is durable; returns the error to answer.
+    fn poison(&mut self, path: PathBuf, reason: String) -> Error {
+        tracing::error!(
+            path = %path.display(),
+            reason,
+            durable_offset = self.durable_offset,
+            written_offset = self.active.segment.next_offset(),
+            "a shard log can no longer make its writes durable; it shows only what an fsync covered and refuses writes until the engine is reopened"
+        );
+        let error = self.poisoned(&path, &reason);
+        self.poison = Some(Poison { path, reason });
+        error
+    }
+
+    /// `LogPoisoned` once the log is poisoned.
+    fn check_poison(&self) -> Result<(), Error> {
+        match &self.poison {
+            None => Ok(()),
+            Some(Poison { path, reason }) => Err(self.poisoned(path, reason)),
+        }
+    }
+
+    fn poisoned(&self, path: &Path, reason: &str) -> Error {
+        Error::LogPoisoned {
+            shard: ShardId::from_index(self.shard_index).to_string(),
+            path: path.to_path_buf(),
+            reason: reason.to_owned(),
+        }
     }
 
     /// Frames `records` into the write buffer, the first getting offset `first`.
@@ -321,7 +379,11 @@ impl DiskLog {
 
 impl ShardLog for DiskLog {
     fn next_offset(&self) -> u64 {
-        self.active.segment.next_offset()
+        let written = self.active.segment.next_offset();
+        match self.poison {
+            None => written,
+            Some(_) => written.min(self.durable_offset),
+        }
     }
 
     fn first_offset(&self) -> u64 {
@@ -335,12 +397,6 @@ impl ShardLog for DiskLog {
         let Some(last) = records.last() else {
             return Ok(());
         };
-        if self.poisoned {
-            return Err(Error::io(
-                self.active.segment.path(&self.dir),
-                io::Error::other("an earlier failed write could not be undone; reopen the log"),
-            ));
-        }
         self.begin_generation()?;
         if self.active.segment.len() >= self.options.segment_bytes
             && !self.active.segment.is_empty()
@@ -353,10 +409,15 @@ impl ShardLog for DiskLog {
         // One write for the whole batch, at the known end of the valid frames.
         if let Err(error) = self.active.file.write_all_at(&self.write_buffer, start) {
             // Cut off whatever part did land, so that the next batch follows valid frames.
-            if self.active.file.set_len(start).is_err() {
-                self.poisoned = true;
+            let path = self.active.segment.path(&self.dir);
+            if let Err(cut) = self.active.file.set_len(start) {
+                // Appending after those bytes would bury them inside the log.
+                return Err(self.poison(
+                    path,
+                    format!("a failed write ({error}) could not be cut off: {cut}"),
+                ));
             }
-            return Err(Error::io(self.active.segment.path(&self.dir), error));
+            return Err(Error::io(path, error));
         }
         self.data_dirty = true;
 
@@ -382,7 +443,9 @@ impl ShardLog for DiskLog {
     ) -> Result<Vec<Record>, Error> {
         let from = from.max(self.first_offset());
         let available = self.next_offset().saturating_sub(from);
-        if available == 0 || max_records == 0 {
+        // Short of the end of the segments when a poisoned log hides what no fsync covered.
+        let max_records = max_records.min(usize::try_from(available).unwrap_or(usize::MAX));
+        if max_records == 0 {
             return Ok(Vec::new());
         }
         let (mut index, mut offset, mut position) = self.locate(from);
@@ -392,11 +455,7 @@ impl ShardLog for DiskLog {
             from,
             max_records,
             max_bytes,
-            records: Vec::with_capacity(
-                max_records
-                    .min(usize::try_from(available).unwrap_or(usize::MAX))
-                    .min(1024),
-            ),
+            records: Vec::with_capacity(max_records.min(1024)),
             bytes: 0,
             last_key: None,
         };
@@ -441,6 +500,7 @@ impl ShardLog for DiskLog {
     }
 
     fn offset_at_time(&mut self, time: SystemTime) -> Result<u64, Error> {
+        let end = self.next_offset();
         let wanted = millis_ceil(time);
         let holds_wanted =
             |segment: &Segment| segment.max_arrival_ms().is_some_and(|max| max >= wanted);
@@ -448,7 +508,7 @@ impl ShardLog for DiskLog {
         let Some(mut index) =
             (0..=self.sealed.len()).find(|&index| self.segment(index).is_some_and(holds_wanted))
         else {
-            return Ok(self.next_offset());
+            return Ok(end);
         };
         let Self {
             dir,
@@ -475,11 +535,11 @@ impl ShardLog for DiskLog {
                         segment: (segment.base_offset(), segment.generation()),
                         position: frame.position,
                     });
-                    return Ok(frame.offset);
+                    return Ok(frame.offset.min(end));
                 }
             }
         }
-        Ok(active.segment.next_offset())
+        Ok(end)
     }
 
     fn last_arrival(&self) -> Option<SystemTime> {
@@ -535,15 +595,12 @@ impl ShardLog for DiskLog {
     }
 
     fn sync(&mut self) -> Result<(), Error> {
-        if self.data_dirty {
-            let path = self.active.segment.path(&self.dir);
-            self.options
-                .file_sync
-                .sync_data(&self.active.file, &path)
-                .map_err(|error| Error::io(path, error))?;
-            self.data_dirty = false;
-        }
-        self.sync_names()
+        // Never again after a failure: a later fsync may succeed without the lost pages.
+        self.check_poison()?;
+        self.sync_active_data()?;
+        self.sync_names()?;
+        self.durable_offset = self.active.segment.next_offset();
+        Ok(())
     }
 
     fn writing_generation(&mut self) -> Result<u32, Error> {
@@ -573,13 +630,14 @@ impl ShardLog for DiskLog {
         };
         let index = self.sealed.partition_point(ends_before);
         let segment = self.segment(index).unwrap_or(&self.active.segment);
-        if ends_before(segment) {
+        let offset = if ends_before(segment) {
             self.next_offset()
         } else if segment.generation() == position.generation {
             position.offset.max(segment.base_offset())
         } else {
             segment.base_offset()
-        }
+        };
+        offset.min(self.next_offset())
     }
 }
 
@@ -739,6 +797,13 @@ mod tests {
                     arrival_ms(offset),
                 )
             })
+            .collect()
+    }
+
+    /// `count` one-byte records numbered in `generation` from `offset`.
+    fn batch_at(generation: u32, offset: u64, count: u64) -> Vec<Record> {
+        (offset..offset + count)
+            .map(|offset| record(generation, offset, "k", vec![1], offset))
             .collect()
     }
 
@@ -945,6 +1010,60 @@ mod tests {
             assert_eq!(log.seek(position), offset);
             assert_eq!(log.generation_at(offset), position.generation);
         }
+    }
+
+    #[test]
+    fn a_failed_fsync_poisons_the_log_until_it_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = crate::SimulatedDisk::new();
+        let options = DiskLogOptions {
+            segment_bytes: 1000,
+            file_sync: Arc::new(disk.clone()),
+        };
+        let mut log = DiskLog::open(dir.path(), SHARD, options.clone()).unwrap();
+        let synced = batch(&mut log, 30, |offset| offset);
+        log.append(&synced).unwrap();
+        log.sync().unwrap();
+        let unsynced = batch(&mut log, 30, |offset| offset);
+        log.append(&unsynced).unwrap();
+        assert_eq!(log.next_offset(), 60);
+
+        disk.fail_next_syncs(1);
+        assert!(matches!(log.sync(), Err(Error::LogPoisoned { .. })));
+        assert_eq!(log.next_offset(), 30, "what no fsync covered is hidden");
+        assert_eq!(read_all(&mut log), synced);
+        assert_eq!(log.read(40, 10, usize::MAX).unwrap(), []);
+        assert_eq!(log.seek(Position::new(0, 45)), 30);
+        assert_eq!(log.offset_at_time(at_millis(45)).unwrap(), 30);
+        assert!(matches!(log.sync(), Err(Error::LogPoisoned { .. })));
+        assert!(matches!(
+            log.writing_generation(),
+            Err(Error::LogPoisoned { .. })
+        ));
+        let refused = batch_at(0, 30, 1);
+        assert!(matches!(
+            log.append(&refused),
+            Err(Error::LogPoisoned { .. })
+        ));
+        drop(log);
+
+        // Reopened, the log finds what the disk kept; its first write begins a new generation,
+        // whose segment's name is fsynced first: a failure there numbers nothing.
+        let mut log = DiskLog::open(dir.path(), SHARD, options.clone()).unwrap();
+        assert_eq!(read_all(&mut log), [synced, unsynced].concat());
+        log.sync().unwrap();
+        disk.fail_next_syncs(1);
+        assert!(matches!(
+            log.writing_generation(),
+            Err(Error::LogPoisoned { .. })
+        ));
+        assert_eq!(log.next_offset(), 60);
+        drop(log);
+        let mut log = DiskLog::open(dir.path(), SHARD, options).unwrap();
+        let more = batch(&mut log, 5, |offset| offset);
+        log.append(&more).unwrap();
+        log.sync().unwrap();
+        assert_eq!(log.next_offset(), 65);
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub(crate) use memory::MemoryLog;
 /// handed out again never get the numbers they had. Positions (generation, offset) increase
 /// along the log.
 pub(crate) trait ShardLog: Send {
-    /// The offset the next appended record gets.
+    /// The offset the next appended record gets: the end of the records the log shows. (A
+    /// durable log poisoned by a failed fsync shows only what an fsync covered, and takes no
+    /// more appends.)
     fn next_offset(&self) -> u64;
 
     /// The offset of the oldest retained record (equal to `next_offset` when nothing is
@@ -74,6 +76,8 @@ pub(crate) trait ShardLog: Send {
     /// log deletes whole segments only) but never drops a newer one.
     fn trim_before(&mut self, cutoff: SystemTime) -> Result<(), Error>;
 
-    /// Makes every appended record durable (fsync). A no-op in memory.
+    /// Makes every appended record durable (fsync). A no-op in memory. A failure poisons a
+    /// durable log for good ([`Error::LogPoisoned`]): it is not retried, because a later fsync
+    /// may succeed without the pages the failed one lost.
     fn sync(&mut self) -> Result<(), Error>;
 }
