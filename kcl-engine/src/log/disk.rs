@@ -1180,6 +1180,49 @@ mod tests {
     }
 
     #[test]
+    fn damage_before_the_last_frame_of_the_active_segment_is_corruption() {
+        type Damage = fn(&mut Vec<u8>, usize);
+        let damages: [(&str, Damage); 4] = [
+            ("a flipped data byte", |bytes, frame| {
+                bytes[frame + frame::HEADER_LEN + 20] ^= 0x01
+            }),
+            ("a length beyond any frame", |bytes, frame| {
+                bytes[frame + 3] = 0xff
+            }),
+            ("a length one byte short", |bytes, frame| bytes[frame] -= 1),
+            ("zeroed header", |bytes, frame| {
+                bytes[frame..frame + frame::HEADER_LEN].fill(0)
+            }),
+        ];
+        for (what, damage) in damages {
+            for damaged_frame in [0, 4, 8] {
+                let dir = tempfile::tempdir().unwrap();
+                let mut log = DiskLog::open(dir.path(), SHARD, options(1 << 20)).unwrap();
+                let records = batch(&mut log, 10, |offset| offset);
+                log.append(&records).unwrap();
+                log.sync().unwrap();
+                drop(log);
+                let path = segment_path(dir.path(), 0, 0);
+                let mut bytes = fs::read(&path).unwrap();
+                let frame = records[..damaged_frame]
+                    .iter()
+                    .map(|r| frame::frame_len(r.partition_key.as_str().len(), r.data.len()))
+                    .sum();
+                damage(&mut bytes, frame);
+                fs::write(&path, &bytes).unwrap();
+
+                let error = DiskLog::open(dir.path(), SHARD, options(1 << 20)).unwrap_err();
+                assert!(
+                    matches!(&error, Error::Corrupt { path: at, reason }
+                        if *at == path && reason.contains("shardId-000000000003")),
+                    "{what} in frame {damaged_frame}: {error:?}"
+                );
+                assert_eq!(fs::read(&path).unwrap(), bytes, "{what}: nothing was cut");
+            }
+        }
+    }
+
+    #[test]
     fn a_missing_segment_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
         filled_log(dir.path(), 60, |offset| offset);
