@@ -8,7 +8,7 @@
 //! Crash safety: a batch reaches the OS before `append` returns, so a killed process loses
 //! nothing. After a machine crash only the active segment can end in a torn frame, because a
 //! segment is fsynced as it is sealed; [`DiskLog::open`] cuts such a tail off, and treats damage
-//! anywhere else as corruption.
+//! anywhere else (whole frames following the bad bytes included) as corruption.
 //!
 //! Fsync failures: once an fsync fails nothing is known about what was written since the last
 //! one that succeeded (Linux may drop those pages and report the next fsync as a success), so
@@ -140,8 +140,9 @@ impl DiskLog {
     /// recovering after a crash: a torn frame at the end of the newest segment is cut off, and
     /// appends continue after the last whole record.
     ///
-    /// Damage anywhere else (a bad frame in an older segment, a gap in the offsets) is
-    /// [`Error::Corrupt`]: those bytes were fsynced, so losing them is not a crash's doing.
+    /// Damage anywhere else (a bad frame in an older segment, a gap in the offsets, a bad frame
+    /// of the newest segment that whole frames follow) is [`Error::Corrupt`], naming the segment
+    /// and the shard: cutting there would lose records a crash did not take.
     pub(crate) fn open(
         dir: &Path,
         shard_index: u64,
@@ -154,7 +155,7 @@ impl DiskLog {
             active,
             active_file,
             created,
-        } = recovery::recover(dir, options.file_sync.as_ref())?;
+        } = recovery::recover(dir, shard_index, options.file_sync.as_ref())?;
         let active = Active {
             segment: active,
             file: active_file,

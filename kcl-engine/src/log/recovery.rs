@@ -3,11 +3,18 @@
 //! Sealed segments were fsynced as they were sealed, so any damage in them is corruption. The
 //! newest segment may end in a frame a crash cut short (or, after a machine crash, in pages that
 //! never reached the disk); it is cut back to its last whole frame, which loses only records
-//! that were never fsynced.
+//! that were never fsynced. But when a whole frame of the log still follows the bad bytes, they
+//! are no torn tail: cutting there would silently drop records that were written whole, and
+//! perhaps fsynced and acknowledged, so that is corruption too, left for an operator to judge.
 
 use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use kcl_core::ShardId;
+
+use super::frame::{self, CLAIM_LEN, Decoded, MIN_FRAME_LEN};
 use super::segment::{
     FrameScanner, Scan, Segment, corrupt, create_segment_file, parse_segment_name, segment_path,
 };
@@ -29,7 +36,11 @@ pub(super) struct Recovered {
 
 /// Finds the segments in `dir` (an existing directory), checking every frame and cutting off a
 /// torn tail of the newest; an empty directory gets a first segment starting at offset 0.
-pub(super) fn recover(dir: &Path, file_sync: &dyn FileSync) -> Result<Recovered, Error> {
+pub(super) fn recover(
+    dir: &Path,
+    shard_index: u64,
+    file_sync: &dyn FileSync,
+) -> Result<Recovered, Error> {
     let names = segment_names(dir)?;
     let Some((&active_name, sealed_names)) = names.split_last() else {
         let active = Segment::new(0, 0);
@@ -47,7 +58,7 @@ pub(super) fn recover(dir: &Path, file_sync: &dyn FileSync) -> Result<Recovered,
         previous = Some((segment.next_offset(), segment.generation()));
         sealed.push(segment);
     }
-    let (active, active_file) = recover_active(dir, active_name, previous, file_sync)?;
+    let (active, active_file) = recover_active(dir, shard_index, active_name, previous, file_sync)?;
     Ok(Recovered {
         sealed,
         active,
@@ -109,16 +120,20 @@ fn recover_sealed(
     let (segment, tear) = scan_segment(&file, name, &path)?;
     match tear {
         None => Ok(segment),
-        Some(Tear { position, reason }) => Err(corrupt(
+        Some(Tear {
+            position, reason, ..
+        }) => Err(corrupt(
             &path,
             format!("{reason} at byte {position} of a sealed segment"),
         )),
     }
 }
 
-/// Scans the newest segment and cuts off a torn tail, durably, before appends follow it.
+/// Scans the newest segment and cuts off a torn tail, durably, before appends follow it; damage
+/// that whole frames follow is corruption.
 fn recover_active(
     dir: &Path,
+    shard_index: u64,
     name: (u64, u32),
     previous: Option<(u64, u32)>,
     file_sync: &dyn FileSync,
@@ -131,7 +146,26 @@ fn recover_active(
         .open(&path)
         .map_err(|error| Error::io(&path, error))?;
     let (segment, tear) = scan_segment(&file, name, &path)?;
-    if let Some(Tear { position, reason }) = tear {
+    if let Some(Tear {
+        position,
+        reason,
+        file_len,
+    }) = tear
+    {
+        let expected = segment.next_offset();
+        let after = whole_frame_after(&file, position, file_len, expected)
+            .map_err(|error| Error::io(&path, error))?;
+        if let Some((at, offset)) = after {
+            return Err(corrupt(
+                &path,
+                format!(
+                    "shard {}: {reason} at byte {position} of the newest segment, but a whole \
+                     frame (offset {offset}) follows at byte {at}; cutting the segment there \
+                     would lose records written after the damage",
+                    ShardId::from_index(shard_index)
+                ),
+            ));
+        }
         tracing::warn!(
             path = %path.display(),
             position,
@@ -149,6 +183,49 @@ fn recover_active(
 struct Tear {
     position: u64,
     reason: &'static str,
+    /// The length of the file.
+    file_len: u64,
+}
+
+/// The first whole frame of the log after the bad bytes at `from` (before `end`): its byte
+/// position and offset, which is at least `expected`. The damaged frame's length cannot be
+/// trusted, so every byte position is tried; a candidate is read whole only when its header
+/// claims an offset the rest of the file could reach, so a long tail of garbage costs one read
+/// per window.
+fn whole_frame_after(
+    file: &File,
+    from: u64,
+    end: u64,
+    expected: u64,
+) -> io::Result<Option<(u64, u64)>> {
+    const WINDOW: u64 = 256 << 10;
+    let reachable = expected.saturating_add((end - from) / MIN_FRAME_LEN as u64);
+    let mut buf = Vec::new();
+    let mut candidate = Vec::new();
+    let mut start = from + 1;
+    while start < end {
+        let window = WINDOW.min(end - start);
+        // A claim starting near the window's end reads on into the next window.
+        let len = (window + CLAIM_LEN as u64).min(end - start);
+        buf.resize(usize::try_from(len).unwrap_or(usize::MAX), 0);
+        file.read_exact_at(&mut buf, start)?;
+        for at in 0..usize::try_from(window).unwrap_or(usize::MAX) {
+            let Some((frame_len, offset)) = buf.get(at..).and_then(frame::claimed) else {
+                continue;
+            };
+            let position = start + at as u64;
+            if !(expected..=reachable).contains(&offset) || position + frame_len as u64 > end {
+                continue;
+            }
+            candidate.resize(frame_len, 0);
+            file.read_exact_at(&mut candidate, position)?;
+            if let Decoded::Frame(_) = frame::decode(&candidate) {
+                return Ok(Some((position, offset)));
+            }
+        }
+        start += window;
+    }
+    Ok(None)
 }
 
 /// Reads every frame of a segment file named `(base, generation)`, checking that offsets run on
@@ -177,7 +254,14 @@ fn scan_segment(
             }
             Scan::End => return Ok((segment, None)),
             Scan::Torn { position, reason } => {
-                return Ok((segment, Some(Tear { position, reason })));
+                return Ok((
+                    segment,
+                    Some(Tear {
+                        position,
+                        reason,
+                        file_len,
+                    }),
+                ));
             }
         }
     }
