@@ -20,9 +20,18 @@ pub enum Storage {
 /// When appended records are forced to disk (fsync). Every policy hands records to the operating
 /// system before acknowledging them, so a crash of the engine's process loses nothing; the
 /// policies differ in what a crash of the machine can lose.
+///
+/// Under every policy readers see a record as soon as it is acknowledged, and a sequence number
+/// never names two records: after a machine crash cut off records that were already read, the
+/// records written next get higher numbers than any issued before (a new generation of the
+/// shard's log), and a reader positioned at a lost number continues with them. A failed fsync
+/// is final for the shard: it shows only what an fsync covered and refuses writes with
+/// [`Error::LogPoisoned`](crate::Error::LogPoisoned) until the engine is reopened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// Never fsync; the operating system writes back when it likes.
+    /// Never fsync (except when a shard closes or a segment is sealed); the operating system
+    /// writes back when it likes, and a machine crash may lose any acknowledged record written
+    /// since.
     Never,
     /// Group commit: fsync every shard written to at this interval. A machine crash loses at
     /// most this much of acknowledged writes.
