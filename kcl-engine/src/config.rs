@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::clock::{Clock, SystemClock};
+use crate::file_sync::{FileSync, OsFileSync};
 
 /// Where the engine keeps records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,9 +20,18 @@ pub enum Storage {
 /// When appended records are forced to disk (fsync). Every policy hands records to the operating
 /// system before acknowledging them, so a crash of the engine's process loses nothing; the
 /// policies differ in what a crash of the machine can lose.
+///
+/// Under every policy readers see a record as soon as it is acknowledged, and a sequence number
+/// never names two records: after a machine crash cut off records that were already read, the
+/// records written next get higher numbers than any issued before (a new generation of the
+/// shard's log), and a reader positioned at a lost number continues with them. A failed fsync
+/// is final for the shard: it shows only what an fsync covered and refuses writes with
+/// [`Error::LogPoisoned`](crate::Error::LogPoisoned) until the engine is reopened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// Never fsync; the operating system writes back when it likes.
+    /// Never fsync (except when a shard closes or a segment is sealed); the operating system
+    /// writes back when it likes, and a machine crash may lose any acknowledged record written
+    /// since.
     Never,
     /// Group commit: fsync every shard written to at this interval. A machine crash loses at
     /// most this much of acknowledged writes.
@@ -73,6 +83,8 @@ pub struct EngineConfig {
     pub retention_check_interval: Duration,
     /// The clock for arrival times and retention. Defaults to the system clock.
     pub clock: Arc<dyn Clock>,
+    /// How the shard logs fsync. Defaults to the operating system's ([`OsFileSync`]).
+    pub file_sync: Arc<dyn FileSync>,
 }
 
 impl EngineConfig {
@@ -95,6 +107,7 @@ impl EngineConfig {
             read_wait: Duration::from_secs(1),
             retention_check_interval: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
+            file_sync: Arc::new(OsFileSync),
         }
     }
 
@@ -131,6 +144,12 @@ impl EngineConfig {
     /// Sets the clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Sets how the shard logs fsync: a [`SimulatedDisk`](crate::SimulatedDisk) in tests.
+    pub fn file_sync(mut self, file_sync: Arc<dyn FileSync>) -> Self {
+        self.file_sync = file_sync;
         self
     }
 

@@ -269,7 +269,9 @@ impl Engine {
         self.inner.enforce_retention()
     }
 
-    /// Fsyncs everything written so far, whatever the durability policy.
+    /// Fsyncs everything written so far, whatever the durability policy. Every shard is
+    /// fsynced even when one fails; the first failure is returned
+    /// ([`Error::LogPoisoned`] for a shard that can no longer make writes durable).
     pub fn sync(&self) -> Result<(), Error> {
         self.inner.sync()
     }
@@ -315,7 +317,14 @@ impl EngineInner {
     pub(crate) fn sync(&self) -> Result<(), Error> {
         self.all_streams()
             .iter()
-            .try_for_each(|stream| stream.sync())
+            .map(|stream| stream.sync())
+            .fold(Ok(()), Result::and)
+    }
+
+    pub(crate) fn group_commit(&self) {
+        for stream in self.all_streams() {
+            stream.group_commit();
+        }
     }
 
     pub(crate) fn enforce_retention(&self) -> Result<(), Error> {

@@ -63,12 +63,26 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A file in the data directory holds something the engine did not write.
+    /// A file in the data directory holds something the engine did not write, or lacks what
+    /// it wrote and made durable.
     #[error("corrupt data in {path}: {reason}")]
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
+        /// What is wrong with it, naming the shard when it is a shard's log.
+        reason: String,
+    },
+    /// A shard's log failed to make its writes durable (an fsync failed) or to undo a failed
+    /// write, so nothing is known about what it wrote since its last successful fsync. It shows
+    /// none of that and refuses every write until the engine is reopened, which recovers from
+    /// what the disk kept. Retrying does not help; reopening may.
+    #[error("shard {shard} refuses writes until the engine is reopened: {reason} ({path})")]
+    LogPoisoned {
+        /// The shard.
+        shard: String,
+        /// The file or directory whose fsync or write failed.
+        path: PathBuf,
+        /// What failed.
         reason: String,
     },
 }
@@ -125,6 +139,15 @@ impl Error {
                 path: path.clone(),
                 reason: reason.clone(),
             },
+            Error::LogPoisoned {
+                shard,
+                path,
+                reason,
+            } => Error::LogPoisoned {
+                shard: shard.clone(),
+                path: path.clone(),
+                reason: reason.clone(),
+            },
         }
     }
 
@@ -138,7 +161,9 @@ impl Error {
             Error::ResourceInUse { .. } => "ResourceInUseException",
             Error::ThroughputExceeded { .. } => "ProvisionedThroughputExceededException",
             Error::LimitExceeded { .. } => "LimitExceededException",
-            Error::Io { .. } | Error::Corrupt { .. } => "InternalFailureException",
+            Error::Io { .. } | Error::Corrupt { .. } | Error::LogPoisoned { .. } => {
+                "InternalFailureException"
+            }
         }
     }
 }
@@ -168,9 +193,53 @@ impl From<Error> for kcl_core::Error {
             error @ Error::ThroughputExceeded { .. } => kcl_core::Error::Throttled {
                 message: error.to_string(),
             },
-            error => kcl_core::Error::Unavailable {
-                message: error.to_string(),
-            },
+            // Damaged or unusable storage stays so however often it is retried.
+            error @ (Error::Corrupt { .. } | Error::LogPoisoned { .. }) => {
+                kcl_core::Error::Storage {
+                    message: error.to_string(),
+                }
+            }
+            error @ (Error::LimitExceeded { .. } | Error::Io { .. }) => {
+                kcl_core::Error::Unavailable {
+                    message: error.to_string(),
+                }
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_can_tell_what_retrying_fixes_from_what_it_does_not() {
+        let storage = [
+            Error::Corrupt {
+                path: "segment".into(),
+                reason: "damaged frame".into(),
+            },
+            Error::LogPoisoned {
+                shard: "shardId-000000000000".into(),
+                path: "segment".into(),
+                reason: "fsync failed".into(),
+            },
+        ];
+        for error in storage {
+            let core = kcl_core::Error::from(error);
+            assert!(matches!(core, kcl_core::Error::Storage { .. }), "{core:?}");
+            assert!(!core.is_transient());
+        }
+        let io = Error::io("segment", std::io::Error::other("EMFILE"));
+        assert!(kcl_core::Error::from(io).is_transient());
+        let gone = Error::ShardNotFound {
+            stream: "s".into(),
+            shard: "shardId-000000000000".into(),
+        };
+        assert_eq!(gone.kinesis_error_type(), "ResourceNotFoundException");
+        assert!(matches!(
+            kcl_core::Error::from(gone),
+            kcl_core::Error::NotFound { kind: "shard", .. }
+        ));
     }
 }

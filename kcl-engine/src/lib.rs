@@ -33,6 +33,7 @@ mod clock;
 mod config;
 mod engine;
 mod error;
+mod file_sync;
 mod limits;
 mod log;
 mod maintenance;
@@ -43,6 +44,7 @@ mod resharding;
 mod sequence;
 mod shard;
 mod shard_filter;
+mod simulated_disk;
 mod source;
 mod stream;
 
@@ -53,9 +55,11 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Durability, EngineConfig, Storage, ThroughputLimits};
 pub use engine::Engine;
 pub use error::Error;
+pub use file_sync::{FileSync, OsFileSync};
 pub use put::{MAX_BYTES_PER_PUT, MAX_RECORDS_PER_PUT, PutRecordOutput, PutRecordsEntry};
 pub use reader::{EngineShardReader, MAX_READ_BYTES, MAX_READ_RECORDS};
 pub use shard_filter::ShardFilter;
+pub use simulated_disk::SimulatedDisk;
 pub use stream::{
     DEFAULT_MAX_RECORD_SIZE_KIB, MAX_MAX_RECORD_SIZE_KIB, MAX_OPEN_SHARDS, MAX_RETENTION_HOURS,
     MIN_RETENTION_HOURS, StreamDescription, StreamOptions, StreamStatus, StreamSummary,

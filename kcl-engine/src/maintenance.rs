@@ -36,10 +36,8 @@ impl Maintenance {
                     let Some(engine) = engine.upgrade() else {
                         return;
                     };
-                    if group_commit.is_some()
-                        && let Err(error) = engine.sync()
-                    {
-                        tracing::error!(%error, "group-commit fsync failed");
+                    if group_commit.is_some() {
+                        engine.group_commit();
                     }
                     if Instant::now() >= retention_due {
                         retention_due = Instant::now() + retention_every;

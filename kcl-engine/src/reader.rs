@@ -6,9 +6,11 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use kcl_core::{ReadBatch, SequenceNumber, ShardReader, StartingPosition};
 
+use crate::Error;
 use crate::config::EngineConfig;
+use crate::log::ShardLog;
+use crate::sequence::{self, Position};
 use crate::shard::Shard;
-use crate::{Error, sequence};
 
 /// The most bytes one read returns, as a GetRecords response: 10 MiB.
 pub const MAX_READ_BYTES: usize = 10 * 1024 * 1024;
@@ -52,14 +54,16 @@ impl EngineShardReader {
             match position {
                 StartingPosition::TrimHorizon => first,
                 StartingPosition::Latest => end,
+                // A number whose record is gone (trimmed, or cut off by a machine crash) starts
+                // the reader at the first record after it: nothing that follows is skipped.
                 StartingPosition::AtSequence(number) => {
-                    record_offset(&stream, &shard, &number, end, "StartingSequenceNumber")?
-                        .max(first)
+                    state
+                        .log
+                        .seek(issued_position(&stream, &shard, &*state.log, &number)?)
                 }
-                StartingPosition::AfterSequence(number) => {
-                    (record_offset(&stream, &shard, &number, end, "StartingSequenceNumber")? + 1)
-                        .max(first)
-                }
+                StartingPosition::AfterSequence(number) => state
+                    .log
+                    .seek(issued_position(&stream, &shard, &*state.log, &number)?.successor()),
                 StartingPosition::AtTimestamp(time) => state.log.offset_at_time(time)?,
             }
         };
@@ -72,8 +76,8 @@ impl EngineShardReader {
     }
 
     /// Reopens a reader at a [`position`](EngineShardReader::position) an earlier reader of the
-    /// same shard reported (possibly past the newest record). A position that this shard never
-    /// had is refused naming `ShardIterator`.
+    /// same shard reported (possibly past the newest record, possibly before the engine was
+    /// reopened). A position that this shard never had is refused naming `ShardIterator`.
     pub(crate) fn resume(
         stream: String,
         shard: Arc<Shard>,
@@ -82,11 +86,12 @@ impl EngineShardReader {
     ) -> Result<Self, Error> {
         let next_offset = {
             let state = shard.lock();
+            let log = &*state.log;
             match sequence::decode(position) {
-                Some((index, offset))
-                    if index == shard.index && offset <= state.log.next_offset() =>
+                Some((index, at))
+                    if index == shard.index && (log.was_issued(at) || at == next_position(log)) =>
                 {
-                    offset.max(state.log.first_offset())
+                    log.seek(at)
                 }
                 _ => {
                     return Err(Error::invalid(
@@ -108,9 +113,15 @@ impl EngineShardReader {
     }
 
     /// The sequence number of the next record this reader returns, whether or not it exists
-    /// yet. [`Engine::resume_reader`](crate::Engine::resume_reader) continues from it.
+    /// yet. [`Engine::resume_reader`](crate::Engine::resume_reader) continues from it, also
+    /// after the engine was reopened.
     pub fn position(&self) -> SequenceNumber {
-        sequence::encode(self.shard.index, self.next_offset)
+        let state = self.shard.lock();
+        let generation = state.log.generation_at(self.next_offset);
+        sequence::encode(
+            self.shard.index,
+            Position::new(generation, self.next_offset),
+        )
     }
 
     /// Reads up to `max_records` (1–10,000) without waiting.
@@ -186,24 +197,29 @@ impl ShardReader for EngineShardReader {
     }
 }
 
-/// The offset of the record `number` names in `shard`, which must be a record written to it.
-fn record_offset(
+/// The position `number` names in `shard`, which must be one the shard may have given a record.
+fn issued_position(
     stream: &str,
     shard: &Shard,
+    log: &dyn ShardLog,
     number: &SequenceNumber,
-    end: u64,
-    field: &'static str,
-) -> Result<u64, Error> {
+) -> Result<Position, Error> {
     match sequence::decode(number) {
-        Some((index, offset)) if index == shard.index && offset < end => Ok(offset),
+        Some((index, position)) if index == shard.index && log.was_issued(position) => Ok(position),
         _ => Err(Error::invalid(
-            field,
+            "StartingSequenceNumber",
             format!(
                 "sequence number {number} does not belong to a record of shard {} in stream {stream}",
                 shard.id
             ),
         )),
     }
+}
+
+/// The position the next record of `log` gets, as far as it is known now.
+fn next_position(log: &dyn ShardLog) -> Position {
+    let end = log.next_offset();
+    Position::new(log.generation_at(end), end)
 }
 
 fn millis_between(earlier: SystemTime, later: SystemTime) -> u64 {

@@ -9,7 +9,8 @@ use tokio::sync::Notify;
 
 use crate::limits::ShardLimiter;
 use crate::log::ShardLog;
-use crate::{Error, PutRecordOutput, sequence};
+use crate::sequence::{self, OFFSET_LIMIT, Position};
+use crate::{Error, PutRecordOutput};
 
 /// A shard of a stream. Its identity and lineage never change; what does (the log, whether it
 /// is closed) sits behind one lock.
@@ -103,11 +104,14 @@ impl Shard {
             parent_shard_id: self.parent.clone(),
             adjacent_parent_shard_id: self.adjacent_parent.clone(),
             hash_key_range: self.range,
-            starting_sequence_number: sequence::encode(self.index, 0),
-            ending_sequence_number: state
-                .closure
-                .as_ref()
-                .map(|closure| sequence::encode(self.index, closure.end_offset.saturating_sub(1))),
+            starting_sequence_number: sequence::encode(self.index, Position::new(0, 0)),
+            ending_sequence_number: state.closure.as_ref().map(|closure| {
+                let last = closure.end_offset.saturating_sub(1);
+                sequence::encode(
+                    self.index,
+                    Position::new(state.log.generation_at(last), last),
+                )
+            }),
         }
     }
 
@@ -139,7 +143,6 @@ impl Shard {
             Some(last) if last > now => last,
             _ => now,
         });
-        let first_offset = state.log.next_offset();
         let mut admitted = Vec::with_capacity(records.len());
         let mut refusals = Vec::new();
         for (position, pending) in records.into_iter().enumerate() {
@@ -150,32 +153,40 @@ impl Shard {
                 .and_then(|limiter| limiter.admit_write(size).err());
             match refusal {
                 Some(refusal) => refusals.push((position, refusal)),
-                None => admitted.push(Record {
-                    sequence_number: sequence::encode(
-                        self.index,
-                        first_offset + admitted.len() as u64,
-                    ),
-                    partition_key: pending.partition_key,
-                    data: pending.data,
-                    approximate_arrival: arrival,
-                }),
+                None => admitted.push(pending),
             }
         }
-        let written = state
-            .log
-            .append(&admitted)
-            .and_then(|()| if fsync { state.log.sync() } else { Ok(()) });
-        if written.is_ok() && !admitted.is_empty() {
+        let count = admitted.len();
+        let written = if admitted.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.write(&mut state, admitted, arrival, fsync)
+        };
+        if written.is_ok() && count > 0 {
             state.dirty = !fsync;
         }
         drop(state);
-        if !admitted.is_empty() {
-            self.appended.notify_waiters();
-        }
+        let outputs: Vec<Result<PutRecordOutput, Error>> = match written {
+            Ok(records) => {
+                if !records.is_empty() {
+                    self.appended.notify_waiters();
+                }
+                records
+                    .into_iter()
+                    .map(|record| {
+                        Ok(PutRecordOutput {
+                            shard_id: self.id.clone(),
+                            sequence_number: record.sequence_number,
+                        })
+                    })
+                    .collect()
+            }
+            Err(error) => (0..count).map(|_| Err(error.duplicate())).collect(),
+        };
 
-        let mut results = Vec::with_capacity(admitted.len() + refusals.len());
+        let mut results = Vec::with_capacity(count + refusals.len());
         let mut refusals = refusals.into_iter().peekable();
-        let mut admitted = admitted.into_iter();
+        let mut outputs = outputs.into_iter();
         while results.len() < results.capacity() {
             if let Some((_, refusal)) = refusals.next_if(|(position, _)| *position == results.len())
             {
@@ -184,19 +195,48 @@ impl Shard {
                     shard: self.id.to_string(),
                     limit: refusal.describe(),
                 }));
-            } else if let Some(record) = admitted.next() {
-                results.push(match &written {
-                    Ok(()) => Ok(PutRecordOutput {
-                        shard_id: self.id.clone(),
-                        sequence_number: record.sequence_number,
-                    }),
-                    Err(error) => Err(error.duplicate()),
-                });
+            } else if let Some(output) = outputs.next() {
+                results.push(output);
             } else {
                 break;
             }
         }
         results
+    }
+
+    /// Numbers `records` and appends them to the log (fsynced when `fsync`), all or none.
+    fn write(
+        &self,
+        state: &mut ShardState,
+        records: Vec<PendingRecord>,
+        arrival: SystemTime,
+        fsync: bool,
+    ) -> Result<Vec<Record>, Error> {
+        let first_offset = state.log.next_offset();
+        let count = u64::try_from(records.len()).unwrap_or(u64::MAX);
+        if first_offset.saturating_add(count) >= OFFSET_LIMIT {
+            return Err(Error::LimitExceeded {
+                message: format!(
+                    "shard {} has used up its offsets ({OFFSET_LIMIT} records)",
+                    self.id
+                ),
+            });
+        }
+        let generation = state.log.writing_generation()?;
+        let records: Vec<Record> = (first_offset..)
+            .zip(records)
+            .map(|(offset, pending)| Record {
+                sequence_number: sequence::encode(self.index, Position::new(generation, offset)),
+                partition_key: pending.partition_key,
+                data: pending.data,
+                approximate_arrival: arrival,
+            })
+            .collect();
+        state.log.append(&records)?;
+        if fsync {
+            state.log.sync()?;
+        }
+        Ok(records)
     }
 
     /// Closes the shard after its last record, naming the children that continue it.
@@ -222,14 +262,21 @@ impl Shard {
         self.appended.notify_waiters();
     }
 
-    /// Fsyncs the log if it was written since the last fsync.
+    /// Fsyncs the log if it was written since the last fsync: the group commit. A failure
+    /// poisons the log, which then takes no more writes, so it is reported once.
     pub(crate) fn sync_if_dirty(&self) -> Result<(), Error> {
         let mut state = self.lock();
-        if state.dirty {
-            state.log.sync()?;
-            state.dirty = false;
+        if !std::mem::take(&mut state.dirty) {
+            return Ok(());
         }
-        Ok(())
+        state.log.sync()
+    }
+
+    /// Fsyncs whatever the log holds that is not durable yet; fails for a poisoned log.
+    pub(crate) fn sync(&self) -> Result<(), Error> {
+        let mut state = self.lock();
+        state.dirty = false;
+        state.log.sync()
     }
 }
 

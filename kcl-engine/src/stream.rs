@@ -310,6 +310,7 @@ impl Stream {
                 index,
                 DiskLogOptions {
                     segment_bytes: self.config.segment_bytes,
+                    file_sync: Arc::clone(&self.config.file_sync),
                 },
             )?),
         })
@@ -572,13 +573,26 @@ impl Stream {
         Ok(())
     }
 
-    /// Fsyncs every shard written since its last fsync.
+    /// Fsyncs every shard, all of them even when one fails; the first failure is returned.
     pub(crate) fn sync(&self) -> Result<(), Error> {
-        let shards: Vec<Arc<Shard>> = self.read().shards.values().cloned().collect();
-        for shard in shards {
-            shard.sync_if_dirty()?;
+        self.shards()
+            .iter()
+            .map(|shard| shard.sync())
+            .fold(Ok(()), Result::and)
+    }
+
+    /// Fsyncs every shard written since its last fsync, logging each failure (a poisoned shard
+    /// refuses writes from then on; the others carry on).
+    pub(crate) fn group_commit(&self) {
+        for shard in self.shards() {
+            if let Err(error) = shard.sync_if_dirty() {
+                tracing::error!(stream = %self.name, shard = %shard.id, %error, "group-commit fsync failed");
+            }
         }
-        Ok(())
+    }
+
+    fn shards(&self) -> Vec<Arc<Shard>> {
+        self.read().shards.values().cloned().collect()
     }
 
     /// Marks every shard removed, so readers holding one stop.

@@ -246,3 +246,50 @@ fn streams_survive_a_reopen_with_their_lineage_and_settings() {
         written.sequence_number
     );
 }
+
+#[test]
+fn damage_before_the_last_frame_of_the_newest_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = durable(dir.path());
+        engine
+            .create_stream(STREAM, StreamOptions::with_shards(1))
+            .unwrap();
+        common::put_keys(&engine, STREAM, 200, 10);
+    }
+    let shard_dir = dir
+        .path()
+        .join("streams")
+        .join(format!("stream-{STREAM}"))
+        .join("shards")
+        .join("000000000000");
+    // Acknowledged records, fsynced, follow the damaged one: cutting the log there would lose
+    // them silently.
+    let segment = newest_segment(&shard_dir);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let error = Engine::open(
+        EngineConfig::durable(dir.path())
+            .durability(Durability::Always)
+            .segment_bytes(64 * 1024),
+    )
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(&error, kcl_engine::Error::Corrupt { path, .. } if *path == segment),
+        "{error:?}"
+    );
+    assert!(message.contains("shardId-000000000000"), "{message}");
+    assert!(matches!(
+        kcl_core::Error::from(error),
+        kcl_core::Error::Storage { .. }
+    ));
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        bytes,
+        "nothing was cut off"
+    );
+}

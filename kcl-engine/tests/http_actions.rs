@@ -879,3 +879,60 @@ async fn bad_requests_answer_with_kinesis_error_types() {
         "ResourceNotFoundException"
     );
 }
+
+/// A closed shard that retention removed answers ResourceNotFoundException to GetShardIterator
+/// and to GetRecords with an iterator issued before, and ListShards leaves it out: a worker can
+/// tell "this shard no longer exists" from a passing failure.
+#[tokio::test]
+async fn a_shard_removed_by_retention_is_not_found_over_http() {
+    let clock = std::sync::Arc::new(kcl_engine::ManualClock::new(SystemTime::now()));
+    let engine =
+        kcl_engine::Engine::open(kcl_engine::EngineConfig::in_memory().clock(clock.clone()))
+            .expect("engine");
+    let server =
+        TestServer::start_with(engine.clone(), kcl_engine::http::HttpConfig::default()).await;
+    let client = server.client();
+    create(&client, "aging", 1).await;
+    let parent = "shardId-000000000000";
+    client
+        .put_records()
+        .stream_name("aging")
+        .records(entry("k", "old"))
+        .send()
+        .await
+        .expect("put records");
+    engine.split_shard("aging", parent, "1000").expect("split");
+    let held = iterator(&client, "aging", parent, ShardIteratorType::TrimHorizon).await;
+    // Iterators expire by the server's clock; records and shards by the engine's.
+    clock.advance(Duration::from_secs(25 * 3600));
+    engine.enforce_retention().expect("retention");
+
+    assert_eq!(
+        error_type(client.get_records().shard_iterator(&held).send().await),
+        "ResourceNotFoundException"
+    );
+    assert_eq!(
+        error_type(
+            client
+                .get_shard_iterator()
+                .stream_name("aging")
+                .shard_id(parent)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+        ),
+        "ResourceNotFoundException"
+    );
+    let listed = client
+        .list_shards()
+        .stream_name("aging")
+        .send()
+        .await
+        .expect("list shards");
+    let ids: Vec<&str> = listed
+        .shards()
+        .iter()
+        .map(|shard| shard.shard_id())
+        .collect();
+    assert_eq!(ids, ["shardId-000000000001", "shardId-000000000002"]);
+}

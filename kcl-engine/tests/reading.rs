@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use kcl_core::{ShardReader, StartingPosition};
+use kcl_core::{ShardId, ShardReader, StartingPosition, StreamName, StreamSource};
 use kcl_engine::{
     Engine, EngineConfig, Error, ManualClock, PutRecordsEntry, StreamOptions, ThroughputLimits,
 };
@@ -186,6 +186,48 @@ fn retention_trims_old_records_and_expires_closed_shards() {
         engine.open_reader("s", SHARD, StartingPosition::TrimHorizon),
         Err(Error::ShardNotFound { .. })
     ));
+}
+
+/// A worker must tell "this shard no longer exists" from a passing failure: a closed shard that
+/// retention removed answers not-found for the shard, to readers holding it and to new ones,
+/// and is no longer listed.
+#[tokio::test]
+async fn a_shard_removed_by_retention_is_not_found_and_not_listed() {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let engine = Engine::open(EngineConfig::in_memory().clock(clock.clone())).unwrap();
+    engine
+        .create_stream("s", StreamOptions::with_shards(1))
+        .unwrap();
+    common::put_keys(&engine, "s", 10, 3);
+    let stream = StreamName::new("s").unwrap();
+    let shard = ShardId::new(SHARD).unwrap();
+    let mut held = engine
+        .open_reader("s", SHARD, StartingPosition::TrimHorizon)
+        .unwrap();
+    assert_eq!(held.next_batch(5).await.unwrap().records.len(), 5);
+    engine.split_shard("s", SHARD, "1000").unwrap();
+    clock.advance(Duration::from_secs(25 * 3600));
+    engine.enforce_retention().unwrap();
+
+    let error = held.next_batch(5).await.unwrap_err();
+    assert!(
+        matches!(&error, kcl_core::Error::NotFound { kind: "shard", name } if name.contains(SHARD)),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+    let reopened =
+        StreamSource::open_reader(&engine, &stream, &shard, StartingPosition::TrimHorizon).await;
+    assert!(
+        matches!(
+            &reopened,
+            Err(kcl_core::Error::NotFound { kind: "shard", .. })
+        ),
+        "{:?}",
+        reopened.err()
+    );
+    let listed = StreamSource::list_shards(&engine, &stream).await.unwrap();
+    assert!(listed.iter().all(|shard| shard.shard_id.as_str() != SHARD));
+    assert_eq!(listed.len(), 2);
 }
 
 #[test]

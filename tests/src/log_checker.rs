@@ -1,12 +1,17 @@
 //! Proves the guarantees from the workers' logs (`worker_log`), after the processes are gone:
 //!
-//! - **Nothing lost**: every acknowledged record was processed at least once.
+//! - **Nothing lost**: every acknowledged record was processed at least once, by a
+//!   `process_records` call that returned `Ok` (a failing or panicking call logs no record).
 //! - **Order**: within each processor run (one lease held by one process), sequence numbers
-//!   and each partition key's counter only increase.
+//!   and each partition key's counter only increase, and a batch that failed is delivered again
+//!   from its first record: the run's next delivery starts exactly there.
+//! - **Checkpoints name processed records**: a run begins at a checkpoint that is a record some
+//!   run processed before (a checkpoint past a failed batch would skip it).
 //! - **Fencing**: one run per (shard, epoch); a checkpoint reported written at epoch E on shard S
 //!   was begun before any run of S at a later epoch started (the taker starts its processor only
 //!   after its take was written, so a write begun later happened after the take and should have
-//!   been refused); a refused checkpoint is `LeaseLost`, never another error.
+//!   been refused). Checkpoints that failed otherwise (the store unreachable for a lease
+//!   duration) are counted.
 //! - **Parent before child**: a child's first record came after the last record of each parent
 //!   was processed and after a `SHARD_END` checkpoint of that parent was begun.
 //! - **Takeover**: for each worker killed or paused, how long until each shard it held was
@@ -21,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kcl_core::SequenceNumber;
 
+use crate::processor_faults::{Callback, InjectedFault};
 use crate::stream_admin::ShardLineage;
 use crate::worker_log::{CheckpointOutcome, Event};
 
@@ -71,6 +77,18 @@ pub struct Report {
     pub checkpoints_written: usize,
     /// Checkpoints refused with `LeaseLost`: a stale owner fenced off.
     pub checkpoints_fenced: usize,
+    /// Checkpoints that failed otherwise (the store unreachable for too long).
+    pub checkpoints_failed: usize,
+    /// Errors the processors injected, per callback.
+    pub injected_errors: BTreeMap<Callback, usize>,
+    /// Panics the processors injected, per callback.
+    pub injected_panics: BTreeMap<Callback, usize>,
+    /// Slow `process_records` calls the processors injected.
+    pub injected_slow: usize,
+    /// Failed batches delivered again, from their first record, by the same run.
+    pub batches_redelivered: usize,
+    /// Runs begun at a sequence-number checkpoint, checked to be a processed record.
+    pub checkpoints_resumed: usize,
     /// Child shards whose start was checked against their parents.
     pub children_checked: usize,
     /// Takeover of each shard of each faulted worker.
@@ -100,7 +118,9 @@ pub fn check(
     };
     let runs = collect_runs(events, &mut report);
     report.runs = runs.len();
+    count_injected(events, &mut report);
     check_records(events, acknowledged, &mut report);
+    check_resumed_checkpoints(events, &mut report);
     check_fencing(events, &runs, &mut report);
     check_parents_first(events, shards, &mut report);
     report.takeovers = takeovers(events, &runs, faults);
@@ -170,10 +190,46 @@ fn collect_runs(events: &[Event], report: &mut Report) -> BTreeMap<RunKey, Run> 
                     Some(_) => {}
                 }
             }
+            Event::Injected {
+                w,
+                run,
+                shard,
+                epoch,
+                ..
+            } => {
+                let Some(r) = runs.get_mut(&(w.clone(), *run)) else {
+                    report.violations.push(format!(
+                        "{w} run {run} on {shard} logged a fault before it started"
+                    ));
+                    continue;
+                };
+                match (r.epoch, epoch) {
+                    (None, Some(epoch)) => r.epoch = Some(*epoch),
+                    (Some(held), Some(epoch)) if held != *epoch => report.violations.push(format!(
+                        "{w} run {run} on {shard} worked at epochs {held} and {epoch}"
+                    )),
+                    _ => {}
+                }
+            }
             Event::Hello { .. } | Event::Init { .. } => {}
         }
     }
     runs
+}
+
+fn count_injected(events: &[Event], report: &mut Report) {
+    for event in events {
+        if let Event::Injected {
+            callback, fault, ..
+        } = event
+        {
+            match fault {
+                InjectedFault::Error => *report.injected_errors.entry(*callback).or_default() += 1,
+                InjectedFault::Panic => *report.injected_panics.entry(*callback).or_default() += 1,
+                InjectedFault::Slow(_) => report.injected_slow += 1,
+            }
+        }
+    }
 }
 
 type RunProgress<'a> = (Option<&'a SequenceNumber>, BTreeMap<&'a str, u64>);
@@ -182,36 +238,76 @@ fn check_records(events: &[Event], acknowledged: &BTreeSet<(String, u64)>, repor
     let mut seen: BTreeSet<(&str, u64)> = BTreeSet::new();
     // Per run: the last sequence number, and each key's last counter.
     let mut last: BTreeMap<(&str, u64), RunProgress<'_>> = BTreeMap::new();
+    // Per run: the first record of a batch that failed, until it is delivered again.
+    let mut failed: BTreeMap<(&str, u64), &SequenceNumber> = BTreeMap::new();
     for event in events {
-        let Event::Record {
-            w,
-            run,
-            shard,
-            seq,
-            key,
-            n,
-            ..
-        } = event
-        else {
-            continue;
-        };
-        report.processed += 1;
-        seen.insert((key, *n));
-        let (previous, keys) = last.entry((w, *run)).or_default();
-        if let Some(previous) = previous
-            && *previous >= seq
-        {
-            report.violations.push(format!(
-                "{w} run {run} on {shard} went from {previous} back to {seq}"
-            ));
-        }
-        *previous = Some(seq);
-        if let Some(before) = keys.insert(key, *n)
-            && before >= *n
-        {
-            report.violations.push(format!(
-                "{w} run {run} on {shard}: {key} went from {before} to {n}"
-            ));
+        match event {
+            Event::Injected {
+                w,
+                run,
+                shard,
+                callback: Callback::ProcessRecords,
+                fault: InjectedFault::Error | InjectedFault::Panic,
+                first: Some(first),
+                ..
+            } => {
+                if let Some(expected) = failed.get(&(w.as_str(), *run))
+                    && *expected != first
+                {
+                    report.violations.push(format!(
+                        "{w} run {run} on {shard}: the batch from {expected} failed, and the \
+                         next delivery began at {first}"
+                    ));
+                }
+                if let Some((Some(previous), _)) = last.get(&(w.as_str(), *run))
+                    && *previous >= first
+                {
+                    report.violations.push(format!(
+                        "{w} run {run} on {shard} went from {previous} back to {first} (a \
+                         batch that failed)"
+                    ));
+                }
+                failed.insert((w, *run), first);
+            }
+            Event::Record {
+                w,
+                run,
+                shard,
+                seq,
+                key,
+                n,
+                ..
+            } => {
+                if let Some(expected) = failed.remove(&(w.as_str(), *run)) {
+                    if expected == seq {
+                        report.batches_redelivered += 1;
+                    } else {
+                        report.violations.push(format!(
+                            "{w} run {run} on {shard}: the batch from {expected} failed, and \
+                             the next record processed was {seq}"
+                        ));
+                    }
+                }
+                report.processed += 1;
+                seen.insert((key, *n));
+                let (previous, keys) = last.entry((w, *run)).or_default();
+                if let Some(previous) = previous
+                    && *previous >= seq
+                {
+                    report.violations.push(format!(
+                        "{w} run {run} on {shard} went from {previous} back to {seq}"
+                    ));
+                }
+                *previous = Some(seq);
+                if let Some(before) = keys.insert(key, *n)
+                    && before >= *n
+                {
+                    report.violations.push(format!(
+                        "{w} run {run} on {shard}: {key} went from {before} to {n}"
+                    ));
+                }
+            }
+            _ => {}
         }
     }
     report.distinct = seen.len();
@@ -221,6 +317,47 @@ fn check_records(events: &[Event], acknowledged: &BTreeSet<(String, u64)>, repor
         .filter(|(key, n)| !seen.contains(&(key.as_str(), *n)))
         .cloned()
         .collect();
+}
+
+/// A run that begins at a sequence number must begin at a record processed before: a
+/// checkpoint that passed a batch that failed (or was never delivered) would name one that
+/// was not, and the records up to it would be skipped.
+fn check_resumed_checkpoints(events: &[Event], report: &mut Report) {
+    let mut first_processed: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for event in events {
+        if let Event::Record { shard, seq, t, .. } = event {
+            let first = first_processed.entry((shard, seq.as_str())).or_insert(*t);
+            *first = (*first).min(*t);
+        }
+    }
+    for event in events {
+        let Event::Init {
+            w,
+            run,
+            shard,
+            checkpoint,
+            t,
+        } = event
+        else {
+            continue;
+        };
+        if checkpoint.is_empty() || !checkpoint.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        report.checkpoints_resumed += 1;
+        match first_processed.get(&(shard.as_str(), checkpoint.as_str())) {
+            Some(processed) if processed <= t => {}
+            Some(processed) => report.violations.push(format!(
+                "{w} run {run} on {shard} began at checkpoint {checkpoint}, a record first \
+                 processed {} µs later",
+                processed - t
+            )),
+            None => report.violations.push(format!(
+                "{w} run {run} on {shard} began at checkpoint {checkpoint}, a record never \
+                 processed successfully"
+            )),
+        }
+    }
 }
 
 /// The runs that held one lease at one epoch.
@@ -294,10 +431,7 @@ fn check_fencing(events: &[Event], runs: &BTreeMap<RunKey, Run>, report: &mut Re
                 }
             }
             CheckpointOutcome::LeaseLost => report.checkpoints_fenced += 1,
-            CheckpointOutcome::Failed(error) => report.violations.push(format!(
-                "{w} run {run}: checkpoint {at} on {shard} failed with something other than \
-                 LeaseLost: {error}"
-            )),
+            CheckpointOutcome::Failed(_) => report.checkpoints_failed += 1,
         }
     }
 }
@@ -528,9 +662,20 @@ impl Report {
                 at(1.0)
             )
         };
+        let per_callback = |counts: &BTreeMap<Callback, usize>| {
+            let total: usize = counts.values().sum();
+            let each: Vec<String> = counts
+                .iter()
+                .map(|(callback, n)| format!("{callback:?} {n}"))
+                .collect();
+            format!("{total} ({})", each.join(", "))
+        };
         format!(
             "records: acknowledged {}, processed {}, distinct {}, duplicates {}, lost {}\n\
-             runs {}, checkpoints written {}, fenced (LeaseLost) {}, children checked {}\n\
+             runs {}, checkpoints written {}, fenced (LeaseLost) {}, failed otherwise {}, \
+             children checked {}\n\
+             processor faults: errors {}, panics {}, slow batches {}; failed batches \
+             redelivered from their first record {}; resumed checkpoints checked {}\n\
              takeovers (fault to the next owner's processor initialized): {}; never taken over {}\n\
              fault to the first waiting record processed by the next owner: {}\n\
              violations {}",
@@ -542,7 +687,13 @@ impl Report {
             self.runs,
             self.checkpoints_written,
             self.checkpoints_fenced,
+            self.checkpoints_failed,
             self.children_checked,
+            per_callback(&self.injected_errors),
+            per_callback(&self.injected_panics),
+            self.injected_slow,
+            self.batches_redelivered,
+            self.checkpoints_resumed,
             median_and_worst(self.takeover_times()),
             self.takeovers.iter().filter(|t| t.after.is_none()).count(),
             median_and_worst(self.first_record_times()),
@@ -718,12 +869,13 @@ mod tests {
         report.assert_guarantees();
         assert_eq!(report.checkpoints_fenced, 1);
 
-        // Any other failure is not.
+        // Nor is a checkpoint that failed otherwise (nothing was written); it is counted.
         let mut events = honest();
         let failed = CheckpointOutcome::Failed("timed out".to_owned());
         events.push(checkpoint("w1.0", 0, "s0", 1, "2", failed, 150, 151));
         let report = check(&events, &acknowledged(3), &[], &[]);
-        assert!(report.violations[0].contains("other than LeaseLost"));
+        report.assert_guarantees();
+        assert_eq!(report.checkpoints_failed, 1);
     }
 
     #[test]
@@ -817,6 +969,93 @@ mod tests {
         let earlier = [parents, child_at(25)].concat();
         let report = check(&earlier, &acknowledged(3), &shards, &[]);
         assert!(report.violations[0].contains("before its parent s1's last"));
+    }
+
+    fn injected(w: &str, run: u64, first: u128, fault: InjectedFault, t: u64) -> Event {
+        Event::Injected {
+            w: w.to_owned(),
+            run,
+            shard: "s0".to_owned(),
+            callback: Callback::ProcessRecords,
+            fault,
+            epoch: Some(2),
+            first: Some(SequenceNumber::from(first)),
+            t,
+        }
+    }
+
+    #[test]
+    fn a_failed_batch_must_be_delivered_again_from_its_first_record() {
+        // w2 fails the batch from 2 twice (an error, then a panic), then processes it.
+        let mut events = honest();
+        events.insert(6, injected("w2.0", 0, 2, InjectedFault::Error, 104));
+        events.insert(7, injected("w2.0", 0, 2, InjectedFault::Panic, 105));
+        let report = check(&events, &acknowledged(3), &[], &[]);
+        report.assert_guarantees();
+        assert_eq!(report.batches_redelivered, 1);
+        assert_eq!(report.injected_errors[&Callback::ProcessRecords], 1);
+        assert_eq!(report.injected_panics[&Callback::ProcessRecords], 1);
+
+        // A slow batch is only counted.
+        let mut events = honest();
+        events.insert(6, injected("w2.0", 0, 2, InjectedFault::Slow(900), 104));
+        let report = check(&events, &acknowledged(3), &[], &[]);
+        report.assert_guarantees();
+        assert_eq!((report.injected_slow, report.batches_redelivered), (1, 0));
+
+        // Going on after the failed batch instead: a violation, and its record is lost.
+        let skipped = vec![
+            start("w1.0", 0, "s0", 0),
+            record("w1.0", 0, "s0", 1, 0, 2, 10),
+            injected("w1.0", 0, 2, InjectedFault::Error, 20),
+            record("w1.0", 0, "s0", 3, 2, 2, 30),
+        ];
+        let report = check(&skipped, &acknowledged(3), &[], &[]);
+        assert!(
+            report.violations[0].contains("the batch from 2 failed"),
+            "{:?}",
+            report.violations
+        );
+        assert_eq!(report.lost, vec![("k".to_owned(), 1)]);
+
+        // Delivering it again from a later record: a violation too.
+        let late = [
+            &honest()[..6],
+            &[injected("w2.0", 0, 3, InjectedFault::Error, 104)],
+        ]
+        .concat();
+        let late = [late, honest()[6..].to_vec()].concat();
+        let report = check(&late, &acknowledged(3), &[], &[]);
+        assert!(
+            report.violations[0].contains("the batch from 3 failed"),
+            "{:?}",
+            report.violations
+        );
+    }
+
+    #[test]
+    fn a_run_resumed_at_a_record_never_processed_is_a_violation() {
+        let resumed_at = |checkpoint: &str| {
+            let mut events = honest();
+            events.insert(
+                6,
+                Event::Init {
+                    w: "w2.0".to_owned(),
+                    run: 0,
+                    shard: "s0".to_owned(),
+                    checkpoint: checkpoint.to_owned(),
+                    t: 100,
+                },
+            );
+            check(&events, &acknowledged(3), &[], &[])
+        };
+        let report = resumed_at("1");
+        report.assert_guarantees();
+        assert_eq!(report.checkpoints_resumed, 1);
+        resumed_at("TRIM_HORIZON").assert_guarantees();
+        // Record 3 was processed only later, by the run that began there.
+        assert!(resumed_at("3").violations[0].contains("first processed 10 µs later"));
+        assert!(resumed_at("7").violations[0].contains("never processed successfully"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The PostgreSQL server the multi-process tests keep leases in: where it is, whether a test may
 //! skip without it, a fresh table per run, and killing the workers' sessions.
 
+use kcl_store_postgres::{PostgresLeaseStore, PostgresLeaseStoreConfig};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 /// `KCL_TEST_POSTGRES_URL`, or the local server CI starts.
@@ -40,6 +41,21 @@ pub async fn drop_tables(admin: &mut PgConnection, table: &str) {
     .execute(admin)
     .await
     .unwrap_or_else(|e| panic!("dropping the tables of {table}: {e}"));
+}
+
+/// Drops the tables of `table` left by an earlier run and creates them afresh, once, rather
+/// than several worker processes racing to.
+pub async fn fresh_tables(admin: &mut PgConnection, table: &str) {
+    drop_tables(admin, table).await;
+    PostgresLeaseStore::connect_with(
+        PostgresLeaseStoreConfig::new(url())
+            .table(table)
+            .max_connections(1),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("creating the lease table {table}: {e}"))
+    .close()
+    .await;
 }
 
 /// Terminates every session whose `application_name` is `name` (the workers' pools); returns

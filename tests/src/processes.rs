@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::processor_faults::ProcessorFaults;
 use crate::worker_log::wall_micros;
 
 /// The `kcl` binary: `KCL_BIN` if set (a copy that later builds do not replace); else
@@ -170,6 +171,11 @@ pub struct WorkerSettings {
     pub lease: Duration,
     /// The taker interval.
     pub taker: Duration,
+    /// How often processors checkpoint in `process_records`: zero for after every batch.
+    pub checkpoint_interval: Duration,
+    /// The faults processors inject (none by default); each process draws from a seed of its
+    /// own, derived from its name.
+    pub processor_faults: ProcessorFaults,
     /// Where the logs go: `<name>.<incarnation>.jsonl`, with its stderr beside it.
     pub log_dir: PathBuf,
 }
@@ -235,14 +241,21 @@ impl WorkerProcess {
             .arg("--lease-ms")
             .arg(s.lease.as_millis().to_string())
             .arg("--taker-ms")
-            .arg(s.taker.as_millis().to_string());
+            .arg(s.taker.as_millis().to_string())
+            .arg("--checkpoint-every-ms")
+            .arg(s.checkpoint_interval.as_millis().to_string());
+        if s.processor_faults.any() {
+            command.args(s.processor_faults.for_instance(&instance).to_args());
+        }
         if let Some(table) = &s.table {
             command.arg("--table").arg(table);
         }
         if let Some(name) = &s.application_name {
             command.arg("--application-name").arg(name);
         }
+        // Injected panics print a line each to stderr, not a backtrace.
         let child = command
+            .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::processor_faults::{Callback, InjectedFault};
+
 /// Microseconds since the Unix epoch: one clock for every process on the machine, so events
 /// of different processes can be put in order.
 pub fn wall_micros() -> u64 {
@@ -96,7 +98,7 @@ pub enum Event {
         epoch: u64,
         /// When the stream accepted the record (µs since the epoch, millisecond precision).
         arrival: u64,
-        /// When.
+        /// When `process_records` was called with it (its work is logged once done).
         t: u64,
     },
     /// A checkpoint is about to be written (logged before the write, so a process killed
@@ -134,6 +136,26 @@ pub enum Event {
         /// When it returned.
         t: u64,
     },
+    /// The processor injected a fault into one of its calls (before doing any of the call's
+    /// work: a batch that fails or panics has logged none of its records).
+    Injected {
+        /// The worker process.
+        w: String,
+        /// The processor.
+        run: u64,
+        /// The shard.
+        shard: String,
+        /// Which call.
+        callback: Callback,
+        /// What it did.
+        fault: InjectedFault,
+        /// The lease epoch, for the calls that have a checkpointer.
+        epoch: Option<u64>,
+        /// For `process_records`, the batch's first sequence number.
+        first: Option<kcl_core::SequenceNumber>,
+        /// When the call began.
+        t: u64,
+    },
     /// The processor's last call: `shard_ended`, `shutdown_requested` or `lease_lost`.
     End {
         /// The worker process.
@@ -159,6 +181,7 @@ impl Event {
             | Event::Record { t, .. }
             | Event::CheckpointBegin { t, .. }
             | Event::Checkpoint { t, .. }
+            | Event::Injected { t, .. }
             | Event::End { t, .. } => *t,
         }
     }

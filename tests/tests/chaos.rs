@@ -1,9 +1,14 @@
 //! Chaos: `kcl engine serve`, leases in PostgreSQL (a table per run), four worker processes and a
 //! producer at a steady rate. While it runs, a seeded schedule SIGKILLs workers and starts them
-//! again, splits and merges shards, terminates the lease store's sessions, and pauses a worker
-//! (SIGSTOP) for longer than a lease before resuming it. Afterwards the workers' logs must show
-//! nothing lost, order within every lease held, no checkpoint by a worker that no longer held the
-//! lease, and no child shard before its parents; duplicates and takeover times are reported.
+//! again, splits and merges shards, terminates the lease store's sessions, pauses a worker
+//! (SIGSTOP) for longer than a lease before resuming it, and black-holes one worker's PostgreSQL
+//! connection (each worker reaches the store through a proxy of its own) for up to three leases.
+//! All along, the workers' processors return errors and panic at random in every callback, and
+//! are sometimes slow. Afterwards the workers' logs must show nothing lost (every acknowledged
+//! record processed by a call that returned `Ok`), order within every lease held (a failed batch
+//! delivered again from its first record), no checkpoint by a worker that no longer held the
+//! lease, no run resumed at a checkpoint past what was processed, and no child shard before its
+//! parents; per-fault counts, duplicates and takeover times are reported.
 //!
 //! Short form (CI): 60 s of chaos. Long form: `KCL_CHAOS_SECONDS=1800`. `KCL_CHAOS_SEED` replays
 //! a schedule (the seed is printed). The workers' logs are kept (and their directory printed) when
@@ -15,11 +20,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kcl_store_postgres::{PostgresLeaseStore, PostgresLeaseStoreConfig};
+use kcl_tests::black_hole_proxy::{BlackHoleProxy, url_through};
 use kcl_tests::http_producer::HttpProducer;
 use kcl_tests::log_checker::{self, WorkerFault};
 use kcl_tests::postgres_admin;
 use kcl_tests::processes::{self, EngineServer, WorkerProcess, WorkerSettings};
+use kcl_tests::processor_faults::ProcessorFaults;
+use kcl_tests::seeded_rng::SeededRng;
 use kcl_tests::stream_admin;
 use kcl_tests::worker_log::{read_logs, wall_micros};
 
@@ -30,26 +37,18 @@ const TAKER: Duration = Duration::from_millis(500);
 const MIN_OPEN_SHARDS: usize = 2;
 const MAX_OPEN_SHARDS: usize = 8;
 
-/// A small seeded generator (SplitMix64): the schedule is replayable from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn millis(&mut self, low: u64, high: u64) -> Duration {
-        Duration::from_millis(low + self.next() % (high - low + 1))
-    }
-}
+/// How often processors fail, per thousand calls: `process_records` (a few batches a second per
+/// shard) rarely, the once-per-lease callbacks often enough that each fails a few times a run.
+/// A slow batch takes up to one and a half leases longer: renewal must not depend on it.
+const PROCESSOR_FAULTS: ProcessorFaults = ProcessorFaults {
+    seed: 0,
+    batch_errors: 40,
+    batch_panics: 20,
+    lifecycle_errors: 100,
+    lifecycle_panics: 50,
+    slow_batches: 3,
+    slow_max: Duration::from_millis(3000),
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Fault {
@@ -58,20 +57,24 @@ enum Fault {
     Split,
     Merge,
     TerminateSessions,
+    BlackHole,
 }
 
-const ALL_FAULTS: [Fault; 5] = [
+const ALL_FAULTS: [Fault; 6] = [
     Fault::Kill,
     Fault::Pause,
     Fault::Split,
     Fault::Merge,
     Fault::TerminateSessions,
+    Fault::BlackHole,
 ];
 
-/// Something the schedule must do later: restart a killed worker, resume a paused one.
+/// Something the schedule must do later: restart a killed worker, resume a paused one, heal a
+/// black-holed one's connection.
 enum Due {
     Restart(usize),
     Resume(usize),
+    Heal(usize),
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -83,27 +86,26 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_connections() {
+async fn workers_keep_every_guarantee_through_kills_pauses_resharding_lost_connections_and_failing_processors()
+ {
     let Some(mut admin) = postgres_admin::connect().await else {
         return;
     };
     let chaos_for = Duration::from_secs(env_u64("KCL_CHAOS_SECONDS").unwrap_or(60));
     let seed = env_u64("KCL_CHAOS_SEED").unwrap_or_else(wall_micros);
     println!("chaos for {chaos_for:?}, KCL_CHAOS_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = SeededRng::new(seed);
 
     let table = format!("chaos_{}_{}", std::process::id(), seed % 1_000_000);
     let application_name = format!("kcl-{table}");
-    postgres_admin::drop_tables(&mut admin, &table).await;
-    PostgresLeaseStore::connect_with(
-        PostgresLeaseStoreConfig::new(postgres_admin::url())
-            .table(&table)
-            .max_connections(1),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("creating the lease table {table}: {e}"))
-    .close()
-    .await;
+    postgres_admin::fresh_tables(&mut admin, &table).await;
+    // Each worker reaches PostgreSQL through a proxy of its own, so that one can be cut off.
+    let upstream = url_through(&postgres_admin::url(), "127.0.0.1:1".parse().unwrap())
+        .expect("a postgres://host:port URL")
+        .1;
+    let proxies: Vec<BlackHoleProxy> = (0..WORKERS)
+        .map(|_| BlackHoleProxy::start(&upstream).expect("a proxy"))
+        .collect();
 
     let server = EngineServer::start();
     let client = kcl_kinesis::local_client(&server.endpoint);
@@ -123,11 +125,26 @@ async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_c
         application_name: Some(application_name.clone()),
         lease: LEASE,
         taker: TAKER,
+        checkpoint_interval: Duration::ZERO,
+        processor_faults: ProcessorFaults {
+            seed: rng.next_u64(),
+            ..PROCESSOR_FAULTS
+        },
         log_dir: log_dir.clone(),
     };
     let binary = processes::worker_binary(env!("CARGO_BIN_EXE_kcl-test-worker"));
-    let mut workers: Vec<WorkerProcess> = (1..=WORKERS)
-        .map(|i| WorkerProcess::start(&binary, &format!("w{i}"), &settings))
+    let mut workers: Vec<WorkerProcess> = proxies
+        .iter()
+        .enumerate()
+        .map(|(i, proxy)| {
+            let settings = WorkerSettings {
+                leases: url_through(&settings.leases, proxy.address())
+                    .expect("a postgres://host:port URL")
+                    .0,
+                ..settings.clone()
+            };
+            WorkerProcess::start(&binary, &format!("w{}", i + 1), &settings)
+        })
         .collect();
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -148,10 +165,13 @@ async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_c
         Fault::Merge,
         Fault::TerminateSessions,
         Fault::TerminateSessions,
+        Fault::BlackHole,
+        Fault::BlackHole,
     ];
     let mut injected: BTreeMap<Fault, u64> = BTreeMap::new();
     let mut worker_faults: Vec<WorkerFault> = Vec::new();
     let mut sessions_terminated = 0;
+    let mut black_holed_for = Duration::ZERO;
     let mut due: Vec<(Instant, Due)> = Vec::new();
     let mut timeline = std::fs::File::create(log_dir.join("faults.txt")).expect("faults.txt");
     let started = Instant::now();
@@ -164,6 +184,16 @@ async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_c
             match action {
                 Due::Restart(i) => workers[i].restart(),
                 Due::Resume(i) => workers[i].resume(),
+                Due::Heal(i) => {
+                    proxies[i].heal();
+                    writeln!(
+                        timeline,
+                        "{} Healed {}",
+                        wall_micros(),
+                        workers[i].instance()
+                    )
+                    .expect("the fault timeline");
+                }
             }
         }
         for worker in &mut workers {
@@ -176,12 +206,18 @@ async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_c
                 order.remove(0)
             };
             let active: Vec<usize> = (0..WORKERS)
-                .filter(|&i| workers[i].is_alive() && !workers[i].is_stopped())
+                .filter(|&i| {
+                    workers[i].is_alive()
+                        && !workers[i].is_stopped()
+                        && !proxies[i].is_black_holed()
+                })
                 .collect();
             let open = stream_admin::open_shards(&client, STREAM).await;
             // Keep two workers running, and the shard count within bounds.
             let fault = match wanted {
-                Fault::Kill | Fault::Pause if active.len() <= 2 => Fault::TerminateSessions,
+                Fault::Kill | Fault::Pause | Fault::BlackHole if active.len() <= 2 => {
+                    Fault::TerminateSessions
+                }
                 Fault::Split if open.len() >= MAX_OPEN_SHARDS => Fault::Merge,
                 Fault::Merge if open.len() <= MIN_OPEN_SHARDS => Fault::Split,
                 other => other,
@@ -229,6 +265,15 @@ async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_c
                     sessions_terminated += terminated;
                     format!("{terminated} sessions")
                 }
+                Fault::BlackHole => {
+                    // Shorter than a lease (a hiccup) or longer (its leases are taken).
+                    let i = active[rng.below(active.len())];
+                    let hole = rng.millis(500, 3 * LEASE.as_millis() as u64);
+                    proxies[i].black_hole();
+                    due.push((Instant::now() + hole, Due::Heal(i)));
+                    black_holed_for += hole;
+                    format!("{} for {hole:?}", workers[i].instance())
+                }
             };
             // The timeline, beside the workers' logs, for reading a slow takeover.
             writeln!(timeline, "{at} {fault:?} {detail}").expect("the fault timeline");
@@ -246,6 +291,7 @@ async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_c
         match action {
             Due::Restart(i) => workers[i].restart(),
             Due::Resume(i) => workers[i].resume(),
+            Due::Heal(i) => proxies[i].heal(),
         }
     }
     let produced = producer.stop().await;
@@ -268,6 +314,7 @@ async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_c
     );
     let shards = stream_admin::list_shards(&client, STREAM).await;
     drop(workers);
+    drop(proxies);
     drop(server);
     postgres_admin::drop_tables(&mut admin, &table).await;
 
@@ -278,7 +325,10 @@ async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_c
         &worker_faults,
     );
     println!("chaos for {chaos_for:?}, seed {seed}");
-    println!("faults injected: {injected:?}; sessions terminated: {sessions_terminated}");
+    println!(
+        "faults injected: {injected:?}; sessions terminated: {sessions_terminated}; black-holed \
+         for {black_holed_for:?} in all"
+    );
     println!(
         "shards: {} in all, {} open at the end",
         shards.len(),
@@ -326,6 +376,10 @@ async fn workers_keep_every_guarantee_through_kills_pauses_resharding_and_lost_c
     assert!(
         sessions_terminated > 0,
         "no lease store session was terminated"
+    );
+    assert!(
+        !report.injected_errors.is_empty() && !report.injected_panics.is_empty(),
+        "the processors injected no error or no panic"
     );
     assert!(report.children_checked > 0, "no child shard was processed");
     assert!(

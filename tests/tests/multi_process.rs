@@ -4,13 +4,15 @@
 //! worker's shards resume within the lease duration plus one taker interval.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kcl_store_sqlite::SqliteLeaseStore;
 use kcl_tests::http_producer::HttpProducer;
 use kcl_tests::log_checker::{self, WorkerFault};
 use kcl_tests::processes::{self, EngineServer, WorkerProcess, WorkerSettings};
+use kcl_tests::processor_faults::ProcessorFaults;
 use kcl_tests::stream_admin;
+use kcl_tests::wait::wait_until;
 use kcl_tests::worker_log::read_logs;
 
 const STREAM: &str = "readings";
@@ -20,18 +22,6 @@ const TAKER: Duration = Duration::from_millis(500);
 /// Room for the process scheduler of a loaded machine, and for the new owner's first
 /// GetShardIterator and GetRecords, beyond the bound the guarantee gives.
 const MARGIN: Duration = Duration::from_millis(750);
-
-/// Polls `condition` every 200 ms until it holds or `limit` passes.
-async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    condition()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_process_loses_nothing_and_its_shards_resume_within_lease_plus_taker() {
@@ -60,6 +50,8 @@ async fn a_killed_worker_process_loses_nothing_and_its_shards_resume_within_leas
         application_name: None,
         lease: LEASE,
         taker: TAKER,
+        checkpoint_interval: Duration::ZERO,
+        processor_faults: ProcessorFaults::default(),
         log_dir: log_dir.clone(),
     };
     let binary = processes::worker_binary(env!("CARGO_BIN_EXE_kcl-test-worker"));

@@ -8,7 +8,19 @@
 //! Crash safety: a batch reaches the OS before `append` returns, so a killed process loses
 //! nothing. After a machine crash only the active segment can end in a torn frame, because a
 //! segment is fsynced as it is sealed; [`DiskLog::open`] cuts such a tail off, and treats damage
-//! anywhere else as corruption.
+//! anywhere else (whole frames following the bad bytes included) as corruption.
+//!
+//! Fsync failures: once an fsync fails nothing is known about what was written since the last
+//! one that succeeded (Linux may drop those pages and report the next fsync as a success), so
+//! the log is poisoned: it shows only the records an fsync covered and refuses writes until it
+//! is reopened, when recovery finds what the disk really kept.
+//!
+//! Generations: unless records are fsynced before anyone sees them, a machine crash can cut
+//! off records that were already read, and their offsets come round again. So the first append
+//! after the log is opened seals the active segment and starts one in the next generation
+//! (segment names carry it), fsyncing the directory before the append numbers anything in it.
+//! Every record numbered from then on gets a higher sequence number than any this log issued
+//! before, whatever a crash took (see [`crate::sequence`]).
 
 use std::fmt;
 use std::fs::{self, File};
@@ -16,35 +28,39 @@ use std::io;
 use std::mem;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use kcl_core::{PartitionKey, Record};
+use kcl_core::{PartitionKey, Record, ShardId};
 
 use super::ShardLog;
 use super::frame::{self, EncodeError};
 use super::recovery::{self, Recovered};
-use super::segment::{
-    ScannedFrame, Segment, SegmentFrames, corrupt, create_segment_file, segment_path,
-};
+use super::segment::{ScannedFrame, Segment, SegmentFrames, corrupt, create_segment_file};
 use crate::Error;
+use crate::file_sync::{FileSync, OsFileSync};
+use crate::sequence::{self, MAX_GENERATION, Position};
 
 /// A batch buffer bigger than this is freed after the write rather than kept for the next.
 const MAX_RETAINED_WRITE_BUFFER: usize = 1 << 20;
 
-/// How a [`DiskLog`] lays out its files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a [`DiskLog`] lays out its files and makes them durable.
+#[derive(Debug, Clone)]
 pub(crate) struct DiskLogOptions {
     /// Once the active segment holds this many bytes, the next batch goes to a new segment (a
     /// batch may overshoot). Retention deletes whole segments, so this is also its granularity.
     /// Defaults to 64 MiB.
     pub(crate) segment_bytes: u64,
+    /// Every fsync of the log goes through this. Defaults to the operating system's.
+    pub(crate) file_sync: Arc<dyn FileSync>,
 }
 
 impl Default for DiskLogOptions {
     fn default() -> Self {
         DiskLogOptions {
             segment_bytes: 64 << 20,
+            file_sync: Arc::new(OsFileSync),
         }
     }
 }
@@ -61,9 +77,24 @@ struct Active {
 struct Cursor {
     /// The offset of the record at `position`.
     offset: u64,
-    /// The segment the position is in.
-    base_offset: u64,
+    /// The segment the position is in, by base offset and generation.
+    segment: (u64, u32),
     position: u64,
+}
+
+/// Which generation appends number their records in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Generation {
+    /// The log was opened over segments an earlier process wrote, and a machine crash may have
+    /// cut off records it numbered past the end: the first append begins the next generation.
+    /// Until then any number of the active segment's generation may have been issued.
+    Inherited,
+    /// `open` found no segment and created the first: nothing was ever numbered in this log, so
+    /// the first append continues its generation once the segment's name is durable.
+    Fresh,
+    /// Appends number their records in the active segment's generation, whose segment's name is
+    /// durable.
+    Begun,
 }
 
 /// A shard's log in a directory of segment files; see the [module docs](self).
@@ -74,10 +105,11 @@ pub(crate) struct DiskLog {
     /// Sealed segments, oldest first; contiguous offsets ending where `active` starts.
     sealed: Vec<Segment>,
     active: Active,
-    /// The last sealed segment read from, kept open so that a reader catching up does not
-    /// reopen it for every read. One file, however many segments.
-    sealed_reader: Option<(u64, File)>,
+    /// The last sealed segment read from (by base offset and generation), kept open so that a
+    /// reader catching up does not reopen it for every read. One file, however many segments.
+    sealed_reader: Option<((u64, u32), File)>,
     cursor: Option<Cursor>,
+    generation: Generation,
     /// Reused across appends so that a batch costs no allocation.
     write_buffer: Vec<u8>,
     last_arrival_ms: Option<u64>,
@@ -87,9 +119,20 @@ pub(crate) struct DiskLog {
     dir_dirty: bool,
     /// `open` created the directory, whose own entry its parent has yet to fsync.
     parent_dirty: bool,
-    /// A failed write left bytes in the active segment that could not be cut off; appending
-    /// after them would bury them inside the log, so appends are refused until a reopen.
-    poisoned: bool,
+    /// Every record before this offset is durable: an fsync of its data and of its segment's
+    /// name succeeded.
+    durable_offset: u64,
+    /// Set once an fsync failed, or a failed write left bytes that could not be cut off: see the
+    /// [module docs](self).
+    poison: Option<Poison>,
+}
+
+/// Why a log refuses writes until it is reopened.
+#[derive(Debug)]
+struct Poison {
+    /// The file or directory whose fsync or write failed.
+    path: PathBuf,
+    reason: String,
 }
 
 impl DiskLog {
@@ -97,8 +140,9 @@ impl DiskLog {
     /// recovering after a crash: a torn frame at the end of the newest segment is cut off, and
     /// appends continue after the last whole record.
     ///
-    /// Damage anywhere else (a bad frame in an older segment, a gap in the offsets) is
-    /// [`Error::Corrupt`]: those bytes were fsynced, so losing them is not a crash's doing.
+    /// Damage anywhere else (a bad frame in an older segment, a gap in the offsets, a bad frame
+    /// of the newest segment that whole frames follow) is [`Error::Corrupt`], naming the segment
+    /// and the shard: cutting there would lose records a crash did not take.
     pub(crate) fn open(
         dir: &Path,
         shard_index: u64,
@@ -111,11 +155,12 @@ impl DiskLog {
             active,
             active_file,
             created,
-        } = recovery::recover(dir)?;
+        } = recovery::recover(dir, shard_index, options.file_sync.as_ref())?;
         let active = Active {
             segment: active,
             file: active_file,
         };
+        let active_base = active.segment.base_offset();
         let last_arrival_ms = active
             .segment
             .last_arrival_ms()
@@ -130,12 +175,19 @@ impl DiskLog {
             active,
             sealed_reader: None,
             cursor: None,
+            generation: if created {
+                Generation::Fresh
+            } else {
+                Generation::Inherited
+            },
             write_buffer: Vec::new(),
             last_arrival_ms,
             data_dirty,
             dir_dirty: created,
             parent_dirty: !existed,
-            poisoned: false,
+            // The last process may have left the active segment's records unsynced.
+            durable_offset: active_base,
+            poison: None,
         })
     }
 
@@ -148,23 +200,31 @@ impl DiskLog {
         }
     }
 
+    /// The index of the segment that holds `offset` (or would, past the end: the active one),
+    /// the first retained one for offsets before it.
+    fn segment_index(&self, offset: u64) -> usize {
+        if self.active.segment.base_offset() <= offset {
+            self.sealed.len()
+        } else {
+            // The last segment starting at or before `offset`: after an empty segment comes one
+            // with the same base offset, which is the one holding it.
+            self.sealed
+                .partition_point(|segment| segment.base_offset() <= offset)
+                .saturating_sub(1)
+        }
+    }
+
     /// Where a scan for `offset` (retained, not past the end) starts: segment index, and the
     /// offset and byte position of a frame at or before it, from the cursor when that is
     /// closer than the sparse index.
     fn locate(&self, offset: u64) -> (usize, u64, u64) {
-        let index = if self.active.segment.base_offset() <= offset {
-            self.sealed.len()
-        } else {
-            self.sealed
-                .partition_point(|segment| segment.base_offset() <= offset)
-                .saturating_sub(1)
-        };
+        let index = self.segment_index(offset);
         let Some(segment) = self.segment(index) else {
             return (index, offset, 0);
         };
         let (mut start, mut position) = segment.seek_offset(offset);
         if let Some(cursor) = self.cursor
-            && cursor.base_offset == segment.base_offset()
+            && cursor.segment == (segment.base_offset(), segment.generation())
             && (start..=offset).contains(&cursor.offset)
             && cursor.position <= segment.len()
         {
@@ -173,40 +233,128 @@ impl DiskLog {
         (index, start, position)
     }
 
-    /// Seals the active segment and starts a new one at the next offset.
-    fn roll(&mut self) -> Result<(), Error> {
+    /// Seals the active segment and starts a new one at the next offset, in `generation`.
+    fn roll(&mut self, generation: u32) -> Result<(), Error> {
         // Sealed segments are durable, so recovery may trust them whole and only ever has the
         // active segment's tail to repair. One fsync per segment is cheap.
-        if self.data_dirty {
-            let path = segment_path(&self.dir, self.active.segment.base_offset());
-            self.active
-                .file
-                .sync_data()
-                .map_err(|error| Error::io(path, error))?;
-            self.data_dirty = false;
-        }
-        let base = self.active.segment.next_offset();
-        let file = create_segment_file(&segment_path(&self.dir, base))?;
-        let previous = mem::replace(
-            &mut self.active,
-            Active {
-                segment: Segment::new(base),
-                file,
-            },
-        );
+        self.sync_active_data()?;
+        let segment = Segment::new(self.active.segment.next_offset(), generation);
+        let file = create_segment_file(&segment.path(&self.dir))?;
+        let previous = mem::replace(&mut self.active, Active { segment, file });
         self.sealed.push(previous.segment);
         self.dir_dirty = true;
         Ok(())
     }
 
+    /// The generation appends number their records in, beginning it on the first call: see the
+    /// [module docs](self).
+    fn begin_generation(&mut self) -> Result<u32, Error> {
+        self.check_poison()?;
+        if self.generation != Generation::Begun {
+            if self.generation == Generation::Inherited {
+                let next = self
+                    .active
+                    .segment
+                    .generation()
+                    .checked_add(1)
+                    .filter(|&next| next <= MAX_GENERATION)
+                    .ok_or_else(|| Error::LimitExceeded {
+                        message: format!(
+                            "shard log {} was reopened and written more often than sequence numbers can tell apart ({MAX_GENERATION} generations)",
+                            self.dir.display()
+                        ),
+                    })?;
+                self.roll(next)?;
+            }
+            // Were this name lost in a crash, the next process would begin the same generation
+            // again and number other records like the ones this one is about to show.
+            self.sync_names()?;
+            self.generation = Generation::Begun;
+        }
+        Ok(self.active.segment.generation())
+    }
+
+    /// Fsyncs the directories whose entries changed, so that the names created or deleted in
+    /// them survive a machine crash.
+    fn sync_names(&mut self) -> Result<(), Error> {
+        if self.dir_dirty {
+            self.sync_dir(self.dir.clone())?;
+            self.dir_dirty = false;
+        }
+        if self.parent_dirty {
+            let parent = self
+                .dir
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            self.sync_dir(parent)?;
+            self.parent_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Fsyncs a directory, poisoning the log if that fails.
+    fn sync_dir(&mut self, dir: PathBuf) -> Result<(), Error> {
+        match self.options.file_sync.sync_dir(&dir) {
+            Ok(()) => Ok(()),
+            Err(error) => Err(self.poison(dir, format!("fsync of the directory failed: {error}"))),
+        }
+    }
+
+    /// Fsyncs the active segment's data if it was written since, poisoning the log if that
+    /// fails.
+    fn sync_active_data(&mut self) -> Result<(), Error> {
+        if !self.data_dirty {
+            return Ok(());
+        }
+        let path = self.active.segment.path(&self.dir);
+        if let Err(error) = self.options.file_sync.sync_data(&self.active.file, &path) {
+            return Err(self.poison(path, format!("fsync failed: {error}")));
+        }
+        self.data_dirty = false;
+        Ok(())
+    }
+
+    /// Refuses writes from now on, and shows only what is durable; returns the error to answer.
+    fn poison(&mut self, path: PathBuf, reason: String) -> Error {
+        tracing::error!(
+            path = %path.display(),
+            reason,
+            durable_offset = self.durable_offset,
+            written_offset = self.active.segment.next_offset(),
+            "a shard log can no longer make its writes durable; it shows only what an fsync covered and refuses writes until the engine is reopened"
+        );
+        let error = self.poisoned(&path, &reason);
+        self.poison = Some(Poison { path, reason });
+        error
+    }
+
+    /// `LogPoisoned` once the log is poisoned.
+    fn check_poison(&self) -> Result<(), Error> {
+        match &self.poison {
+            None => Ok(()),
+            Some(Poison { path, reason }) => Err(self.poisoned(path, reason)),
+        }
+    }
+
+    fn poisoned(&self, path: &Path, reason: &str) -> Error {
+        Error::LogPoisoned {
+            shard: ShardId::from_index(self.shard_index).to_string(),
+            path: path.to_path_buf(),
+            reason: reason.to_owned(),
+        }
+    }
+
     /// Frames `records` into the write buffer, the first getting offset `first`.
     fn encode_batch(&mut self, records: &[Record], first: u64) -> Result<(), Error> {
         self.write_buffer.clear();
+        let generation = self.active.segment.generation();
         for (offset, record) in (first..).zip(records) {
             debug_assert_eq!(
-                crate::sequence::decode(&record.sequence_number),
-                Some((self.shard_index, offset)),
-                "a record's sequence number must encode its shard and offset",
+                sequence::decode(&record.sequence_number),
+                Some((self.shard_index, Position::new(generation, offset))),
+                "a record's sequence number must encode its shard, generation and offset",
             );
             frame::encode(
                 &mut self.write_buffer,
@@ -232,7 +380,11 @@ impl DiskLog {
 
 impl ShardLog for DiskLog {
     fn next_offset(&self) -> u64 {
-        self.active.segment.next_offset()
+        let written = self.active.segment.next_offset();
+        match self.poison {
+            None => written,
+            Some(_) => written.min(self.durable_offset),
+        }
     }
 
     fn first_offset(&self) -> u64 {
@@ -246,27 +398,11 @@ impl ShardLog for DiskLog {
         let Some(last) = records.last() else {
             return Ok(());
         };
-        if self.poisoned {
-            return Err(Error::io(
-                segment_path(&self.dir, self.active.segment.base_offset()),
-                io::Error::other("an earlier failed write could not be undone; reopen the log"),
-            ));
-        }
-        // Only a hostile segment name gets near this, but offsets must not wrap.
-        let count = u64::try_from(records.len()).unwrap_or(u64::MAX);
-        if self
-            .next_offset()
-            .checked_add(count)
-            .is_none_or(|end| end == u64::MAX)
-        {
-            return Err(Error::LimitExceeded {
-                message: "the shard's offsets are exhausted".to_string(),
-            });
-        }
+        self.begin_generation()?;
         if self.active.segment.len() >= self.options.segment_bytes
             && !self.active.segment.is_empty()
         {
-            self.roll()?;
+            self.roll(self.active.segment.generation())?;
         }
         let start = self.active.segment.len();
         self.encode_batch(records, self.active.segment.next_offset())?;
@@ -274,10 +410,14 @@ impl ShardLog for DiskLog {
         // One write for the whole batch, at the known end of the valid frames.
         if let Err(error) = self.active.file.write_all_at(&self.write_buffer, start) {
             // Cut off whatever part did land, so that the next batch follows valid frames.
-            if self.active.file.set_len(start).is_err() {
-                self.poisoned = true;
+            let path = self.active.segment.path(&self.dir);
+            if let Err(cut) = self.active.file.set_len(start) {
+                // Appending after those bytes would bury them inside the log.
+                return Err(self.poison(
+                    path,
+                    format!("a failed write ({error}) could not be cut off: {cut}"),
+                ));
             }
-            let path = segment_path(&self.dir, self.active.segment.base_offset());
             return Err(Error::io(path, error));
         }
         self.data_dirty = true;
@@ -304,20 +444,19 @@ impl ShardLog for DiskLog {
     ) -> Result<Vec<Record>, Error> {
         let from = from.max(self.first_offset());
         let available = self.next_offset().saturating_sub(from);
-        if available == 0 || max_records == 0 {
+        // Short of the end of the segments when a poisoned log hides what no fsync covered.
+        let max_records = max_records.min(usize::try_from(available).unwrap_or(usize::MAX));
+        if max_records == 0 {
             return Ok(Vec::new());
         }
         let (mut index, mut offset, mut position) = self.locate(from);
         let mut batch = ReadBatch {
             shard_index: self.shard_index,
+            generation: 0,
             from,
             max_records,
             max_bytes,
-            records: Vec::with_capacity(
-                max_records
-                    .min(usize::try_from(available).unwrap_or(usize::MAX))
-                    .min(1024),
-            ),
+            records: Vec::with_capacity(max_records.min(1024)),
             bytes: 0,
             last_key: None,
         };
@@ -334,14 +473,16 @@ impl ShardLog for DiskLog {
             segment_and_file(dir, sealed, active, sealed_reader, index)?
         {
             let mut frames = SegmentFrames::new(dir, segment, file, offset, position);
+            batch.generation = segment.generation();
+            let name = (segment.base_offset(), segment.generation());
             while let Some(frame) = frames.next()? {
                 let taken = batch
                     .take(&frame)
-                    .map_err(|reason| corrupt(segment_path(dir, segment.base_offset()), reason))?;
+                    .map_err(|reason| corrupt(segment.path(dir), reason))?;
                 if let Some((offset, position)) = taken {
                     *cursor = Some(Cursor {
                         offset,
-                        base_offset: segment.base_offset(),
+                        segment: name,
                         position,
                     });
                     return Ok(batch.records);
@@ -349,7 +490,7 @@ impl ShardLog for DiskLog {
             }
             *cursor = Some(Cursor {
                 offset: segment.next_offset(),
-                base_offset: segment.base_offset(),
+                segment: name,
                 position: segment.len(),
             });
             index += 1;
@@ -360,6 +501,7 @@ impl ShardLog for DiskLog {
     }
 
     fn offset_at_time(&mut self, time: SystemTime) -> Result<u64, Error> {
+        let end = self.next_offset();
         let wanted = millis_ceil(time);
         let holds_wanted =
             |segment: &Segment| segment.max_arrival_ms().is_some_and(|max| max >= wanted);
@@ -367,7 +509,7 @@ impl ShardLog for DiskLog {
         let Some(mut index) =
             (0..=self.sealed.len()).find(|&index| self.segment(index).is_some_and(holds_wanted))
         else {
-            return Ok(self.next_offset());
+            return Ok(end);
         };
         let Self {
             dir,
@@ -391,14 +533,14 @@ impl ShardLog for DiskLog {
                     // A read from here usually follows; let it start without a scan.
                     *cursor = Some(Cursor {
                         offset: frame.offset,
-                        base_offset: segment.base_offset(),
+                        segment: (segment.base_offset(), segment.generation()),
                         position: frame.position,
                     });
-                    return Ok(frame.offset);
+                    return Ok(frame.offset.min(end));
                 }
             }
         }
-        Ok(active.segment.next_offset())
+        Ok(end)
     }
 
     fn last_arrival(&self) -> Option<SystemTime> {
@@ -425,7 +567,7 @@ impl ShardLog for DiskLog {
         let mut deleted = 0;
         let mut result = Ok(());
         for segment in self.sealed.iter().take(expired) {
-            let path = segment_path(&self.dir, segment.base_offset());
+            let path = segment.path(&self.dir);
             match fs::remove_file(&path) {
                 Ok(()) => deleted += 1,
                 Err(error) if error.kind() == io::ErrorKind::NotFound => deleted += 1,
@@ -442,7 +584,7 @@ impl ShardLog for DiskLog {
             if self
                 .sealed_reader
                 .as_ref()
-                .is_some_and(|(base, _)| *base < first)
+                .is_some_and(|((base, _), _)| *base < first)
             {
                 self.sealed_reader = None;
             }
@@ -454,30 +596,49 @@ impl ShardLog for DiskLog {
     }
 
     fn sync(&mut self) -> Result<(), Error> {
-        if self.data_dirty {
-            let path = segment_path(&self.dir, self.active.segment.base_offset());
-            self.active
-                .file
-                .sync_data()
-                .map_err(|error| Error::io(path, error))?;
-            self.data_dirty = false;
-        }
-        if self.dir_dirty {
-            // A new segment's name (or a deleted one's absence) survives a machine crash only
-            // once the directory itself is fsynced.
-            sync_dir(&self.dir)?;
-            self.dir_dirty = false;
-        }
-        if self.parent_dirty {
-            let parent = self
-                .dir
-                .parent()
-                .filter(|parent| !parent.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            sync_dir(parent)?;
-            self.parent_dirty = false;
-        }
+        // Never again after a failure: a later fsync may succeed without the lost pages.
+        self.check_poison()?;
+        self.sync_active_data()?;
+        self.sync_names()?;
+        self.durable_offset = self.active.segment.next_offset();
         Ok(())
+    }
+
+    fn writing_generation(&mut self) -> Result<u32, Error> {
+        self.begin_generation()
+    }
+
+    fn generation_at(&self, offset: u64) -> u32 {
+        self.segment(self.segment_index(offset))
+            .map_or(0, Segment::generation)
+    }
+
+    fn was_issued(&self, position: Position) -> bool {
+        let active = &self.active.segment;
+        match self.generation {
+            Generation::Inherited => position.generation <= active.generation(),
+            Generation::Fresh | Generation::Begun => {
+                position < Position::new(active.generation(), active.next_offset())
+            }
+        }
+    }
+
+    fn seek(&self, position: Position) -> u64 {
+        // (generation, next offset) never decreases from one segment to the next, so the
+        // segments whose records all come before `position` are a prefix.
+        let ends_before = |segment: &Segment| {
+            Position::new(segment.generation(), segment.next_offset()) <= position
+        };
+        let index = self.sealed.partition_point(ends_before);
+        let segment = self.segment(index).unwrap_or(&self.active.segment);
+        let offset = if ends_before(segment) {
+            self.next_offset()
+        } else if segment.generation() == position.generation {
+            position.offset.max(segment.base_offset())
+        } else {
+            segment.base_offset()
+        };
+        offset.min(self.next_offset())
     }
 }
 
@@ -496,6 +657,8 @@ impl fmt::Debug for DiskLog {
 /// The records one read collects, and when it must stop.
 struct ReadBatch {
     shard_index: u64,
+    /// The generation of the segment being read.
+    generation: u32,
     from: u64,
     max_records: usize,
     max_bytes: usize,
@@ -539,7 +702,10 @@ impl ReadBatch {
         self.bytes += frame.data.len();
         self.records.push(Record {
             partition_key,
-            sequence_number: crate::sequence::encode(self.shard_index, frame.offset),
+            sequence_number: sequence::encode(
+                self.shard_index,
+                Position::new(self.generation, frame.offset),
+            ),
             data: Bytes::copy_from_slice(frame.data),
             approximate_arrival,
         });
@@ -555,7 +721,7 @@ fn segment_and_file<'a>(
     dir: &Path,
     sealed: &'a [Segment],
     active: &'a Active,
-    sealed_reader: &'a mut Option<(u64, File)>,
+    sealed_reader: &'a mut Option<((u64, u32), File)>,
     index: usize,
 ) -> Result<Option<(&'a Segment, &'a File)>, Error> {
     if index == sealed.len() {
@@ -564,23 +730,16 @@ fn segment_and_file<'a>(
     let Some(segment) = sealed.get(index) else {
         return Ok(None);
     };
-    let base = segment.base_offset();
+    let name = (segment.base_offset(), segment.generation());
     let file = match sealed_reader.take() {
-        Some((cached, file)) if cached == base => file,
+        Some((cached, file)) if cached == name => file,
         _ => {
-            let path = segment_path(dir, base);
+            let path = segment.path(dir);
             File::open(&path).map_err(|error| Error::io(path, error))?
         }
     };
-    let (_, file) = sealed_reader.insert((base, file));
+    let (_, file) = sealed_reader.insert((name, file));
     Ok(Some((segment, &*file)))
-}
-
-/// Fsyncs a directory, so that the names created or deleted in it survive a machine crash.
-fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|error| Error::io(dir, error))
 }
 
 /// Milliseconds since the Unix epoch, rounded down (0 before the epoch).
@@ -605,6 +764,7 @@ fn time_from_millis(millis: u64) -> Option<SystemTime> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::segment::segment_path;
     use super::*;
 
     const SHARD: u64 = 3;
@@ -613,23 +773,25 @@ mod tests {
         UNIX_EPOCH + Duration::from_millis(millis)
     }
 
-    fn record(offset: u64, key: &str, data: Vec<u8>, arrival_ms: u64) -> Record {
+    fn record(generation: u32, offset: u64, key: &str, data: Vec<u8>, arrival_ms: u64) -> Record {
         Record {
             partition_key: PartitionKey::new(key).unwrap(),
-            sequence_number: crate::sequence::encode(SHARD, offset),
+            sequence_number: sequence::encode(SHARD, Position::new(generation, offset)),
             data: Bytes::from(data),
             approximate_arrival: at_millis(arrival_ms),
         }
     }
 
-    /// `count` records for the next offsets of `log`, with sizes and keys that vary by offset
-    /// and arrivals `arrival_ms(offset)`.
-    fn batch(log: &DiskLog, count: u64, arrival_ms: impl Fn(u64) -> u64) -> Vec<Record> {
+    /// `count` records for the next offsets of `log`, numbered in its writing generation, with
+    /// sizes and keys that vary by offset and arrivals `arrival_ms(offset)`.
+    fn batch(log: &mut DiskLog, count: u64, arrival_ms: impl Fn(u64) -> u64) -> Vec<Record> {
+        let generation = log.writing_generation().unwrap();
         (log.next_offset()..log.next_offset() + count)
             .map(|offset| {
                 let len = (offset * 37 % 120) as usize;
                 let data = (0..len).map(|i| (offset as usize + i) as u8).collect();
                 record(
+                    generation,
                     offset,
                     &format!("key-{}", offset % 5),
                     data,
@@ -639,8 +801,18 @@ mod tests {
             .collect()
     }
 
+    /// `count` one-byte records numbered in `generation` from `offset`.
+    fn batch_at(generation: u32, offset: u64, count: u64) -> Vec<Record> {
+        (offset..offset + count)
+            .map(|offset| record(generation, offset, "k", vec![1], offset))
+            .collect()
+    }
+
     fn options(segment_bytes: u64) -> DiskLogOptions {
-        DiskLogOptions { segment_bytes }
+        DiskLogOptions {
+            segment_bytes,
+            ..DiskLogOptions::default()
+        }
     }
 
     fn read_all(log: &mut DiskLog) -> Vec<Record> {
@@ -665,7 +837,8 @@ mod tests {
         let mut written = Vec::new();
         let mut size = 1;
         while log.next_offset() < count {
-            let records = batch(&log, size.min(count - log.next_offset()), &arrival_ms);
+            let this_batch = size.min(count - log.next_offset());
+            let records = batch(&mut log, this_batch, &arrival_ms);
             log.append(&records).unwrap();
             written.extend(records);
             size = size % 9 + 1;
@@ -684,7 +857,7 @@ mod tests {
         assert!(log.read(0, 10, 1000).unwrap().is_empty());
         assert_eq!(log.offset_at_time(UNIX_EPOCH).unwrap(), 0);
         log.sync().unwrap();
-        assert_eq!(segment_files(&dir), vec![segment_path(&dir, 0)]);
+        assert_eq!(segment_files(&dir), vec![segment_path(&dir, 0, 0)]);
     }
 
     #[test]
@@ -693,7 +866,7 @@ mod tests {
         let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
         let mut written = Vec::new();
         for size in (1..=15).cycle().take(30) {
-            let records = batch(&log, size, |offset| 1_000 + offset);
+            let records = batch(&mut log, size, |offset| 1_000 + offset);
             log.append(&records).unwrap();
             written.extend(records);
         }
@@ -734,7 +907,7 @@ mod tests {
         let mut written = Vec::new();
         let mut seen = Vec::new();
         for round in 0..40u64 {
-            let records = batch(&log, round % 7 + 1, |offset| offset);
+            let records = batch(&mut log, round % 7 + 1, |offset| offset);
             log.append(&records).unwrap();
             written.extend(records);
             let from = seen.len() as u64;
@@ -754,7 +927,7 @@ mod tests {
         let records: Vec<_> = (0..6)
             .map(|offset| {
                 let len = if offset % 2 == 0 { 300 << 10 } else { 10 };
-                record(offset, "big", vec![offset as u8; len], 5)
+                record(0, offset, "big", vec![offset as u8; len], 5)
             })
             .collect();
         log.append(&records).unwrap();
@@ -769,12 +942,129 @@ mod tests {
     fn arrival_is_kept_to_the_millisecond() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
-        let mut precise = record(0, "k", b"x".to_vec(), 0);
+        let mut precise = record(0, 0, "k", b"x".to_vec(), 0);
         precise.approximate_arrival = UNIX_EPOCH + Duration::from_micros(1_234_567_891);
         log.append(&[precise]).unwrap();
         let read = log.read(0, 1, 1).unwrap();
         assert_eq!(read[0].approximate_arrival, at_millis(1_234_567));
         assert_eq!(log.last_arrival(), Some(at_millis(1_234_567)));
+    }
+
+    #[test]
+    fn each_reopened_run_that_writes_numbers_in_a_new_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut written = filled_log(dir.path(), 5, |offset| offset);
+        assert!(written.iter().all(|record| {
+            sequence::decode(&record.sequence_number)
+                .is_some_and(|(_, position)| position.generation == 0)
+        }));
+
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        // Before it writes, the log cannot know how far the last run numbered.
+        assert!(log.was_issued(Position::new(0, 1_000)));
+        assert!(!log.was_issued(Position::new(1, 0)));
+        assert_eq!(log.generation_at(5), 0);
+        let more = batch(&mut log, 3, |offset| offset);
+        log.append(&more).unwrap();
+        written.extend(more);
+        assert_eq!(log.generation_at(4), 0);
+        assert_eq!(log.generation_at(5), 1);
+        assert_eq!(
+            segment_files(dir.path()),
+            [
+                segment_path(dir.path(), 0, 0),
+                segment_path(dir.path(), 5, 1)
+            ]
+        );
+        assert!(log.was_issued(Position::new(0, 1_000)));
+        assert!(log.was_issued(Position::new(1, 7)));
+        assert!(!log.was_issued(Position::new(1, 8)));
+        // A position names the first record at or after it.
+        assert_eq!(log.seek(Position::new(0, 3)), 3);
+        assert_eq!(log.seek(Position::new(0, 5)), 5);
+        assert_eq!(log.seek(Position::new(0, 1_000)), 5);
+        assert_eq!(log.seek(Position::new(1, 0)), 5);
+        assert_eq!(log.seek(Position::new(1, 6)), 6);
+        assert_eq!(log.seek(Position::new(1, 9)), 8);
+        assert_eq!(log.seek(Position::new(2, 0)), 8);
+        assert_eq!(read_all(&mut log), written);
+        drop(log);
+
+        // A run that only reads leaves the generation alone; one that writes begins the next,
+        // even on an empty segment.
+        drop(DiskLog::open(dir.path(), SHARD, options(1000)).unwrap());
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        assert_eq!(log.writing_generation().unwrap(), 2);
+        drop(log);
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        let more = batch(&mut log, 2, |offset| offset);
+        log.append(&more).unwrap();
+        written.extend(more);
+        assert_eq!(log.generation_at(8), 3);
+        assert_eq!(log.seek(Position::new(2, 8)), 8);
+        assert_eq!(read_all(&mut log), written);
+        drop(log);
+        let mut log = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap();
+        assert_eq!(read_all(&mut log), written);
+        for (offset, record) in (0..).zip(&written) {
+            let position = sequence::decode(&record.sequence_number).unwrap().1;
+            assert_eq!(log.seek(position), offset);
+            assert_eq!(log.generation_at(offset), position.generation);
+        }
+    }
+
+    #[test]
+    fn a_failed_fsync_poisons_the_log_until_it_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = crate::SimulatedDisk::new();
+        let options = DiskLogOptions {
+            segment_bytes: 1000,
+            file_sync: Arc::new(disk.clone()),
+        };
+        let mut log = DiskLog::open(dir.path(), SHARD, options.clone()).unwrap();
+        let synced = batch(&mut log, 30, |offset| offset);
+        log.append(&synced).unwrap();
+        log.sync().unwrap();
+        let unsynced = batch(&mut log, 30, |offset| offset);
+        log.append(&unsynced).unwrap();
+        assert_eq!(log.next_offset(), 60);
+
+        disk.fail_next_syncs(1);
+        assert!(matches!(log.sync(), Err(Error::LogPoisoned { .. })));
+        assert_eq!(log.next_offset(), 30, "what no fsync covered is hidden");
+        assert_eq!(read_all(&mut log), synced);
+        assert_eq!(log.read(40, 10, usize::MAX).unwrap(), []);
+        assert_eq!(log.seek(Position::new(0, 45)), 30);
+        assert_eq!(log.offset_at_time(at_millis(45)).unwrap(), 30);
+        assert!(matches!(log.sync(), Err(Error::LogPoisoned { .. })));
+        assert!(matches!(
+            log.writing_generation(),
+            Err(Error::LogPoisoned { .. })
+        ));
+        let refused = batch_at(0, 30, 1);
+        assert!(matches!(
+            log.append(&refused),
+            Err(Error::LogPoisoned { .. })
+        ));
+        drop(log);
+
+        // Reopened, the log finds what the disk kept; its first write begins a new generation,
+        // whose segment's name is fsynced first: a failure there numbers nothing.
+        let mut log = DiskLog::open(dir.path(), SHARD, options.clone()).unwrap();
+        assert_eq!(read_all(&mut log), [synced, unsynced].concat());
+        log.sync().unwrap();
+        disk.fail_next_syncs(1);
+        assert!(matches!(
+            log.writing_generation(),
+            Err(Error::LogPoisoned { .. })
+        ));
+        assert_eq!(log.next_offset(), 60);
+        drop(log);
+        let mut log = DiskLog::open(dir.path(), SHARD, options).unwrap();
+        let more = batch(&mut log, 5, |offset| offset);
+        log.append(&more).unwrap();
+        log.sync().unwrap();
+        assert_eq!(log.next_offset(), 65);
     }
 
     #[test]
@@ -786,7 +1076,7 @@ mod tests {
         assert_eq!((log.first_offset(), log.next_offset()), (0, 120));
         assert_eq!(log.last_arrival(), Some(at_millis(169)));
         assert_eq!(read_all(&mut log), written);
-        let more = batch(&log, 30, |offset| 50 + offset);
+        let more = batch(&mut log, 30, |offset| 50 + offset);
         log.append(&more).unwrap();
         written.extend(more);
         drop(log);
@@ -820,7 +1110,7 @@ mod tests {
             &original[..valid_len as usize]
         );
 
-        let more = batch(&log, 5, |offset| offset);
+        let more = batch(&mut log, 5, |offset| offset);
         log.append(&more).unwrap();
         log.sync().unwrap();
         drop(log);
@@ -877,7 +1167,7 @@ mod tests {
     fn damage_to_a_sealed_segment_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
         filled_log(dir.path(), 60, |offset| offset);
-        let first = segment_path(dir.path(), 0);
+        let first = segment_path(dir.path(), 0, 0);
         let mut bytes = fs::read(&first).unwrap();
         bytes[30] ^= 0x10;
         fs::write(&first, &bytes).unwrap();
@@ -888,6 +1178,49 @@ mod tests {
         fs::write(&first, &bytes[..bytes.len() - 4]).unwrap();
         let error = DiskLog::open(dir.path(), SHARD, options(1000)).unwrap_err();
         assert!(matches!(error, Error::Corrupt { path, .. } if path == first));
+    }
+
+    #[test]
+    fn damage_before_the_last_frame_of_the_active_segment_is_corruption() {
+        type Damage = fn(&mut Vec<u8>, usize);
+        let damages: [(&str, Damage); 4] = [
+            ("a flipped data byte", |bytes, frame| {
+                bytes[frame + frame::HEADER_LEN + 20] ^= 0x01
+            }),
+            ("a length beyond any frame", |bytes, frame| {
+                bytes[frame + 3] = 0xff
+            }),
+            ("a length one byte short", |bytes, frame| bytes[frame] -= 1),
+            ("zeroed header", |bytes, frame| {
+                bytes[frame..frame + frame::HEADER_LEN].fill(0)
+            }),
+        ];
+        for (what, damage) in damages {
+            for damaged_frame in [0, 4, 8] {
+                let dir = tempfile::tempdir().unwrap();
+                let mut log = DiskLog::open(dir.path(), SHARD, options(1 << 20)).unwrap();
+                let records = batch(&mut log, 10, |offset| offset);
+                log.append(&records).unwrap();
+                log.sync().unwrap();
+                drop(log);
+                let path = segment_path(dir.path(), 0, 0);
+                let mut bytes = fs::read(&path).unwrap();
+                let frame = records[..damaged_frame]
+                    .iter()
+                    .map(|r| frame::frame_len(r.partition_key.as_str().len(), r.data.len()))
+                    .sum();
+                damage(&mut bytes, frame);
+                fs::write(&path, &bytes).unwrap();
+
+                let error = DiskLog::open(dir.path(), SHARD, options(1 << 20)).unwrap_err();
+                assert!(
+                    matches!(&error, Error::Corrupt { path: at, reason }
+                        if *at == path && reason.contains("shardId-000000000003")),
+                    "{what} in frame {damaged_frame}: {error:?}"
+                );
+                assert_eq!(fs::read(&path).unwrap(), bytes, "{what}: nothing was cut");
+            }
+        }
     }
 
     #[test]
@@ -909,7 +1242,7 @@ mod tests {
             // Three records per millisecond: 1000, 1000, 1000, 1001, ...
             let arrival = |offset: u64| 1_000 + offset / 3;
             while log.next_offset() < count {
-                let records = batch(&log, 50, arrival);
+                let records = batch(&mut log, 50, arrival);
                 log.append(&records).unwrap();
             }
             assert_eq!(log.offset_at_time(UNIX_EPOCH).unwrap(), 0);
@@ -948,7 +1281,7 @@ mod tests {
         assert!(first > 0 && first <= 37, "first offset {first}");
         assert_eq!(
             segment_files(dir.path())[0],
-            segment_path(dir.path(), first)
+            segment_path(dir.path(), first, 0)
         );
         assert_eq!(read_all(&mut log), written[first as usize..]);
         assert_eq!(log.offset_at_time(at_millis(1_037)).unwrap(), 37);
@@ -964,14 +1297,14 @@ mod tests {
         let active_base = log.active.segment.base_offset();
         assert_eq!(
             segment_files(dir.path()),
-            vec![segment_path(dir.path(), active_base)]
+            vec![segment_path(dir.path(), active_base, 0)]
         );
         assert_eq!(log.first_offset(), active_base);
         assert_eq!(log.next_offset(), 120);
         assert_eq!(read_all(&mut log), written[active_base as usize..]);
         assert_eq!(log.last_arrival(), Some(at_millis(1_119)));
 
-        let more = batch(&log, 40, |offset| 1_000 + offset);
+        let more = batch(&mut log, 40, |offset| 1_000 + offset);
         log.append(&more).unwrap();
         log.sync().unwrap();
         drop(log);
@@ -988,12 +1321,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = DiskLog::open(dir.path(), SHARD, options(1)).unwrap();
         for _ in 0..3 {
-            let records = batch(&log, 1, |offset| 10 + offset);
+            let records = batch(&mut log, 1, |offset| 10 + offset);
             log.append(&records).unwrap();
         }
         drop(log);
         // The newest segment holds one record; tearing it leaves that segment empty.
-        let last = segment_path(dir.path(), 2);
+        let last = segment_path(dir.path(), 2, 0);
         let bytes = fs::read(&last).unwrap();
         fs::write(&last, &bytes[..bytes.len() - 1]).unwrap();
 

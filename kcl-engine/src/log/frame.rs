@@ -26,6 +26,12 @@ const FIXED_PAYLOAD_LEN: usize = 8 + 8 + 2;
 /// allocates on the word of a length field.
 pub(super) const MAX_PAYLOAD_LEN: usize = 16 << 20;
 
+/// The fewest bytes a frame takes: an empty key and no data.
+pub(super) const MIN_FRAME_LEN: usize = HEADER_LEN + FIXED_PAYLOAD_LEN;
+
+/// The bytes [`claimed`] looks at.
+pub(super) const CLAIM_LEN: usize = HEADER_LEN + 8;
+
 /// The bytes a frame of this key and data takes in a segment.
 pub(super) fn frame_len(key_len: usize, data_len: usize) -> usize {
     HEADER_LEN + FIXED_PAYLOAD_LEN + key_len + data_len
@@ -142,6 +148,17 @@ pub(super) fn decode(buf: &[u8]) -> Decoded {
     })
 }
 
+/// What the start of `buf` claims to be before its CRC is checked: the frame's length and the
+/// record's offset; `None` unless `buf` holds [`CLAIM_LEN`] bytes and the length is one a frame
+/// can have. For finding frames where the boundaries between them are lost.
+pub(super) fn claimed(buf: &[u8]) -> Option<(usize, u64)> {
+    let payload_len = read_u32(buf, 0)? as usize;
+    if !(FIXED_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload_len) {
+        return None;
+    }
+    Some((HEADER_LEN + payload_len, read_u64(buf, HEADER_LEN)?))
+}
+
 fn read_u16(buf: &[u8], at: usize) -> Option<u16> {
     let bytes = buf.get(at..at.checked_add(2)?)?;
     Some(u16::from_le_bytes(bytes.try_into().ok()?))
@@ -228,6 +245,21 @@ mod tests {
                 "byte {at}"
             );
         }
+    }
+
+    #[test]
+    fn a_claim_is_what_the_header_says_without_the_crc() {
+        let mut buf = framed(77, 4, b"key", b"data");
+        assert_eq!(claimed(&buf), Some((buf.len(), 77)));
+        buf[HEADER_LEN + 12] ^= 0xff;
+        assert_eq!(
+            claimed(&buf),
+            Some((buf.len(), 77)),
+            "the CRC is not checked"
+        );
+        assert_eq!(claimed(&buf[..CLAIM_LEN - 1]), None);
+        assert_eq!(claimed(&[0; 64]), None);
+        assert_eq!(MIN_FRAME_LEN, framed(0, 0, b"", b"").len());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! One segment file: its name, what is remembered about it, and reading its frames.
 //!
-//! A segment holds the frames of a contiguous run of offsets and is named by the first of them.
-//! Its records stay on disk; memory holds only a few numbers per segment and a sparse index
+//! A segment holds the frames of a contiguous run of offsets, all numbered in one generation
+//! (see [`crate::sequence`]), and is named by the first offset and the generation. Its records
+//! stay on disk; memory holds only a few numbers per segment and a sparse index
 //! with one entry per [`INDEX_EVERY_RECORDS`] records or [`INDEX_EVERY_BYTES`] bytes, so memory
 //! does not grow with the data.
 
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::frame::{self, Decoded, FrameInfo};
 use crate::Error;
+use crate::sequence::OFFSET_LIMIT;
 
 /// The file extension of segment files.
 const EXTENSION: &str = "log";
@@ -19,6 +21,9 @@ const EXTENSION: &str = "log";
 /// Digits of the base offset in a segment's name: enough for any `u64`, zero-padded so that
 /// names sort like their offsets.
 const NAME_DIGITS: usize = 20;
+
+/// Digits of the generation in a segment's name: enough for [`crate::sequence::MAX_GENERATION`].
+const GENERATION_DIGITS: usize = 6;
 
 /// A sparse index entry is added after at most this many records...
 const INDEX_EVERY_RECORDS: u64 = 1024;
@@ -29,18 +34,41 @@ const INDEX_EVERY_BYTES: u64 = 64 << 10;
 /// Bytes read from a segment at a time, so that scanning costs one syscall per many records.
 const READ_CHUNK: usize = 256 << 10;
 
-/// The path of the segment whose first record has offset `base_offset`.
-pub(super) fn segment_path(dir: &Path, base_offset: u64) -> PathBuf {
-    dir.join(format!("{base_offset:0NAME_DIGITS$}.{EXTENSION}"))
+/// The path of the segment whose first record has offset `base_offset`, in `generation`. Names
+/// in generation 0 carry no generation, as every segment was named before generations existed.
+pub(super) fn segment_path(dir: &Path, base_offset: u64, generation: u32) -> PathBuf {
+    if generation == 0 {
+        return dir.join(format!("{base_offset:0NAME_DIGITS$}.{EXTENSION}"));
+    }
+    dir.join(format!(
+        "{base_offset:0NAME_DIGITS$}-{generation:0GENERATION_DIGITS$}.{EXTENSION}"
+    ))
 }
 
-/// The base offset a segment file name spells, `None` for any other file.
-pub(super) fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(EXTENSION)?.strip_suffix('.')?;
-    if digits.len() != NAME_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+/// The base offset and generation a segment file name spells (as [`segment_path`] spells
+/// them), `None` for any other file.
+pub(super) fn parse_segment_name(name: &str) -> Option<(u64, u32)> {
+    let stem = name.strip_suffix(EXTENSION)?.strip_suffix('.')?;
+    let (base, generation) = match stem.split_once('-') {
+        Some((base, generation)) => (base, Some(generation)),
+        None => (stem, None),
+    };
+    let digits_only = |text: &str, len: usize| {
+        text.len() == len && text.bytes().all(|byte| byte.is_ascii_digit())
+    };
+    if !digits_only(base, NAME_DIGITS) {
         return None;
     }
-    digits.parse().ok()
+    let generation =
+        match generation {
+            Some(generation) if digits_only(generation, GENERATION_DIGITS) => generation
+                .parse()
+                .ok()
+                .filter(|&generation| generation > 0)?,
+            Some(_) => return None,
+            None => 0,
+        };
+    Some((base.parse().ok()?, generation))
 }
 
 /// Creates a new, empty segment file, open for reading and writing.
@@ -78,6 +106,7 @@ struct IndexEntry {
 #[derive(Debug)]
 pub(super) struct Segment {
     base_offset: u64,
+    generation: u32,
     next_offset: u64,
     /// Bytes of valid frames; appends go here.
     len: u64,
@@ -89,10 +118,11 @@ pub(super) struct Segment {
 }
 
 impl Segment {
-    /// An empty segment whose first record will get `base_offset`.
-    pub(super) fn new(base_offset: u64) -> Self {
+    /// An empty segment whose first record will get `base_offset`, numbered in `generation`.
+    pub(super) fn new(base_offset: u64, generation: u32) -> Self {
         Segment {
             base_offset,
+            generation,
             next_offset: base_offset,
             len: 0,
             last_arrival_ms: None,
@@ -106,6 +136,16 @@ impl Segment {
     /// The offset of the segment's first record (its name).
     pub(super) fn base_offset(&self) -> u64 {
         self.base_offset
+    }
+
+    /// The generation the segment's records are numbered in.
+    pub(super) fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The path of the segment's file in the log directory `dir`.
+    pub(super) fn path(&self, dir: &Path) -> PathBuf {
+        segment_path(dir, self.base_offset, self.generation)
     }
 
     /// The offset the record after the segment's last gets.
@@ -211,11 +251,14 @@ impl ScannedFrame<'_> {
         expected: u64,
         path: impl FnOnce() -> PathBuf,
     ) -> Result<(), Error> {
-        if self.offset == u64::MAX {
-            // No offset follows it, so no log of ours holds it.
+        if self.offset >= OFFSET_LIMIT {
+            // No sequence number can name it, so no log of ours holds it.
             return Err(corrupt(
                 path(),
-                format!("frame at byte {} holds offset u64::MAX", self.position),
+                format!(
+                    "frame at byte {} holds offset {}, past the last a shard can have",
+                    self.position, self.offset
+                ),
             ));
         }
         if self.offset == expected {
@@ -373,7 +416,7 @@ impl<'a> SegmentFrames<'a> {
 
     /// The next frame, `None` at the end of the segment.
     pub(super) fn next(&mut self) -> Result<Option<ScannedFrame<'_>>, Error> {
-        let path = || segment_path(self.dir, self.segment.base_offset());
+        let path = || self.segment.path(self.dir);
         match self
             .scanner
             .next_frame()
@@ -423,18 +466,28 @@ mod tests {
     #[test]
     fn names_sort_like_offsets_and_parse_back() {
         let dir = Path::new("/shard");
-        let path = segment_path(dir, 42);
-        assert_eq!(path, Path::new("/shard/00000000000000000042.log"));
+        let path = segment_path(dir, 42, 7);
+        assert_eq!(path, Path::new("/shard/00000000000000000042-000007.log"));
         let name = path.file_name().and_then(|n| n.to_str()).unwrap();
-        assert_eq!(parse_segment_name(name), Some(42));
-        let max = segment_path(dir, u64::MAX);
+        assert_eq!(parse_segment_name(name), Some((42, 7)));
+        let max = segment_path(dir, u64::MAX, 999_999);
         let name = max.file_name().and_then(|n| n.to_str()).unwrap();
-        assert_eq!(parse_segment_name(name), Some(u64::MAX));
-        assert!(segment_path(dir, 9) < segment_path(dir, 10));
+        assert_eq!(parse_segment_name(name), Some((u64::MAX, 999_999)));
+        assert!(segment_path(dir, 9, 3) < segment_path(dir, 10, 0));
+        assert!(segment_path(dir, 10, 2) < segment_path(dir, 10, 10));
+        // Generation 0 is named as every segment was before generations existed.
+        let zero = segment_path(dir, 42, 0);
+        assert_eq!(zero, Path::new("/shard/00000000000000000042.log"));
+        let name = zero.file_name().and_then(|n| n.to_str()).unwrap();
+        assert_eq!(parse_segment_name(name), Some((42, 0)));
         for other in [
             "42.log",
             "0000000000000000004a.log",
             "00000000000000000042.tmp",
+            "00000000000000000042-000000.log",
+            "00000000000000000042-7.log",
+            "00000000000000000042-00000a.log",
+            "00000000000000000042-000007-000001.log",
             "x",
         ] {
             assert_eq!(parse_segment_name(other), None, "{other}");
@@ -443,7 +496,7 @@ mod tests {
 
     #[test]
     fn index_points_at_or_before_what_is_sought() {
-        let mut segment = Segment::new(100);
+        let mut segment = Segment::new(100, 0);
         let mut position = 0;
         for i in 0..5000u64 {
             segment.push(position, 1000 + i / 10, 100);

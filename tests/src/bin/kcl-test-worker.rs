@@ -6,25 +6,37 @@
 //! ```text
 //! kcl-test-worker --endpoint http://127.0.0.1:4567 --stream readings \
 //!     --leases sqlite:///tmp/leases.db --name w1.0 --log /tmp/logs/w1.0.jsonl \
-//!     [--table kcl_leases] [--application-name kcl-rs] [--lease-ms 2000] [--taker-ms 500]
+//!     [--table kcl_leases] [--application-name kcl-rs] [--lease-ms 2000] [--taker-ms 500] \
+//!     [--checkpoint-every-ms 0] \
+//!     [--fault-seed 7 --batch-errors 20 --batch-panics 10 --lifecycle-errors 100 \
+//!      --lifecycle-panics 50 --slow-batches 3 --slow-max-ms 3000]
 //! ```
+//!
+//! The fault flags (`kcl_tests::processor_faults`, calls per thousand) make its processors fail
+//! and panic at random in every callback, and sometimes be slow; each fault is logged. A batch
+//! whose call fails logs none of its records: a record counts as processed only when
+//! `process_records` returned `Ok` for it.
+//!
+//! Processors checkpoint in `process_records` after every batch (`--checkpoint-every-ms 0`, the
+//! default) or at most that often, and always at shard end and when asked to shut down.
 //!
 //! It runs until killed; SIGTERM is not handled (the tests kill workers the hard way).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use kcl_core::worker::{
     Checkpointer, InitialPosition, InitializeInput, ProcessRecordsInput, ProcessorError,
     RecordProcessor, RecordProcessorFactory, ShardInfo, Worker, WorkerConfig,
 };
-use kcl_core::{Error, LeaseStore};
+use kcl_core::{Error, LeaseStore, SequenceNumber};
 use kcl_kinesis::{KinesisSource, KinesisSourceConfig};
 use kcl_store_postgres::{PostgresLeaseStore, PostgresLeaseStoreConfig};
 use kcl_store_sqlite::SqliteLeaseStore;
+use kcl_tests::processor_faults::{Callback, FaultDice, InjectedFault, ProcessorFaults};
 use kcl_tests::producer::parse_payload;
 use kcl_tests::worker_log::{CheckpointOutcome, Event, LogWriter, micros_since_epoch, wall_micros};
 
@@ -106,6 +118,8 @@ async fn run(args: Args) -> Result<(), String> {
         log: Arc::clone(&log),
         worker: name.clone(),
         runs: AtomicU64::new(0),
+        faults: ProcessorFaults::from_flags(&args.values)?,
+        checkpoint_interval: args.millis("checkpoint-every-ms", 0)?,
     };
     let worker = Worker::builder()
         .stream(args.required("stream")?)
@@ -168,6 +182,8 @@ struct LoggingFactory {
     log: Arc<LogWriter>,
     worker: String,
     runs: AtomicU64,
+    faults: ProcessorFaults,
+    checkpoint_interval: Duration,
 }
 
 impl RecordProcessorFactory for LoggingFactory {
@@ -185,22 +201,40 @@ impl RecordProcessorFactory for LoggingFactory {
             worker: self.worker.clone(),
             run,
             shard,
+            dice: FaultDice::new(self.faults, run),
+            processed_up_to: None,
+            checkpoint_interval: self.checkpoint_interval,
+            last_checkpoint: Instant::now(),
         })
     }
 }
 
-/// Logs every record and checkpoints after every batch, at shard end and on shutdown.
+/// Logs every record and checkpoints after every batch, at shard end and on shutdown; fails,
+/// panics and dawdles as its dice say.
 struct LoggingProcessor {
     log: Arc<LogWriter>,
     worker: String,
     run: u64,
     shard: String,
+    dice: FaultDice,
+    /// The last record of the last batch that returned `Ok`: all that a checkpoint may cover.
+    processed_up_to: Option<SequenceNumber>,
+    /// Checkpoint in `process_records` when this long has passed since the last one.
+    checkpoint_interval: Duration,
+    /// When `process_records` last checkpointed (or the processor was made).
+    last_checkpoint: Instant,
 }
 
 impl LoggingProcessor {
-    /// Checkpoints at the last delivered record (or `SHARD_END`), logging the attempt before
+    /// Checkpoints at `at` (`None`: the checkpointer's own choice, which must be no further
+    /// than `label` says, the last record processed or `SHARD_END`), logging the attempt before
     /// and its outcome after.
-    async fn checkpoint(&self, checkpointer: &mut Checkpointer, at: String) -> Result<(), Error> {
+    async fn checkpoint(
+        &self,
+        checkpointer: &mut Checkpointer,
+        at: Option<&SequenceNumber>,
+        label: String,
+    ) -> Result<(), Error> {
         let epoch = checkpointer.lease_epoch();
         let t0 = wall_micros();
         self.log.write(&[Event::CheckpointBegin {
@@ -208,10 +242,13 @@ impl LoggingProcessor {
             run: self.run,
             shard: self.shard.clone(),
             epoch,
-            at: at.clone(),
+            at: label.clone(),
             t: t0,
         }]);
-        let result = checkpointer.checkpoint().await;
+        let result = match at {
+            Some(at) => checkpointer.checkpoint_at(at).await,
+            None => checkpointer.checkpoint().await,
+        };
         let outcome = match &result {
             Ok(()) => CheckpointOutcome::Ok,
             Err(Error::LeaseLost { .. }) => CheckpointOutcome::LeaseLost,
@@ -222,7 +259,7 @@ impl LoggingProcessor {
             run: self.run,
             shard: self.shard.clone(),
             epoch,
-            at,
+            at: label,
             outcome,
             t0,
             t: wall_micros(),
@@ -239,11 +276,57 @@ impl LoggingProcessor {
             t: wall_micros(),
         }]);
     }
+
+    fn log_injected(
+        &self,
+        callback: Callback,
+        fault: InjectedFault,
+        epoch: Option<u64>,
+        first: Option<&SequenceNumber>,
+        t: u64,
+    ) {
+        self.log.write(&[Event::Injected {
+            w: self.worker.clone(),
+            run: self.run,
+            shard: self.shard.clone(),
+            callback,
+            fault,
+            epoch,
+            first: first.cloned(),
+            t,
+        }]);
+    }
+
+    /// Logs and carries out `failure`, if the dice drew one: an error to return, or a panic.
+    /// `t` is when the call began.
+    fn fail(
+        &self,
+        callback: Callback,
+        failure: Option<InjectedFault>,
+        epoch: Option<u64>,
+        first: Option<&SequenceNumber>,
+        t: u64,
+    ) -> Result<(), ProcessorError> {
+        let Some(fault) = failure else {
+            return Ok(());
+        };
+        self.log_injected(callback, fault, epoch, first, t);
+        let what = format!(
+            "injected {fault:?} in {callback:?} ({} run {} on {})",
+            self.worker, self.run, self.shard
+        );
+        match fault {
+            InjectedFault::Panic => panic!("{what}"),
+            InjectedFault::Error | InjectedFault::Slow(_) => Err(what.into()),
+        }
+    }
 }
 
 #[async_trait]
 impl RecordProcessor for LoggingProcessor {
     async fn initialize(&mut self, input: InitializeInput) -> Result<(), ProcessorError> {
+        let failure = self.dice.failure(Callback::Initialize);
+        self.fail(Callback::Initialize, failure, None, None, wall_micros())?;
         self.log.write(&[Event::Init {
             w: self.worker.clone(),
             run: self.run,
@@ -259,8 +342,33 @@ impl RecordProcessor for LoggingProcessor {
         input: &ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
+        // Everything this call logs carries the time it began: when the batch was delivered.
+        let called = wall_micros();
         let epoch = checkpointer.lease_epoch();
-        let t = wall_micros();
+        let (Some(first), Some(last)) = (input.records.first(), input.records.last()) else {
+            return Ok(());
+        };
+        let (first, last) = (&first.sequence_number, last.sequence_number.clone());
+        if let Some(delay) = self.dice.slowness() {
+            let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+            self.log_injected(
+                Callback::ProcessRecords,
+                InjectedFault::Slow(millis),
+                Some(epoch),
+                Some(first),
+                called,
+            );
+            tokio::time::sleep(delay).await;
+        }
+        let failure = self.dice.failure(Callback::ProcessRecords);
+        self.fail(
+            Callback::ProcessRecords,
+            failure,
+            Some(epoch),
+            Some(first),
+            called,
+        )?;
+        // The work: the records' lines, written before the checkpoint that passes them.
         let events: Vec<Event> = input
             .records
             .iter()
@@ -275,17 +383,20 @@ impl RecordProcessor for LoggingProcessor {
                     n,
                     epoch,
                     arrival: micros_since_epoch(record.approximate_arrival),
-                    t,
+                    t: called,
                 }
             })
             .collect();
         self.log.write(&events);
-        let at = input
-            .records
-            .last()
-            .map(|record| record.sequence_number.to_string())
-            .unwrap_or_default();
-        match self.checkpoint(checkpointer, at).await {
+        self.processed_up_to = Some(last.clone());
+        if self.last_checkpoint.elapsed() < self.checkpoint_interval {
+            return Ok(());
+        }
+        self.last_checkpoint = Instant::now();
+        match self
+            .checkpoint(checkpointer, Some(&last), last.to_string())
+            .await
+        {
             // The lease is gone: the worker stops this shard and calls `lease_lost`.
             Err(error @ Error::LeaseLost { .. }) => Err(error.into()),
             // The records are processed; a failed checkpoint only means the next owner may
@@ -295,7 +406,18 @@ impl RecordProcessor for LoggingProcessor {
     }
 
     async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
-        let result = self.checkpoint(checkpointer, "SHARD_END".to_owned()).await;
+        let failure = self.dice.failure(Callback::ShardEnded);
+        let epoch = checkpointer.lease_epoch();
+        self.fail(
+            Callback::ShardEnded,
+            failure,
+            Some(epoch),
+            None,
+            wall_micros(),
+        )?;
+        let result = self
+            .checkpoint(checkpointer, None, "SHARD_END".to_owned())
+            .await;
         if result.is_ok() {
             self.end("shard_ended");
         }
@@ -306,18 +428,32 @@ impl RecordProcessor for LoggingProcessor {
         &mut self,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
-        if checkpointer.has_unchecked_records() {
-            let at = checkpointer
-                .last_delivered()
+        let failure = self.dice.failure(Callback::ShutdownRequested);
+        // The pattern the docs recommend: a bare checkpoint, which must cover only the batches
+        // that returned `Ok` (a failed batch before the stop must not be passed).
+        if failure.is_none() && checkpointer.has_unchecked_records() {
+            let label = self
+                .processed_up_to
+                .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default();
-            let _ = self.checkpoint(checkpointer, at).await;
+            let _ = self.checkpoint(checkpointer, None, label).await;
         }
         self.end("shutdown_requested");
-        Ok(())
+        let epoch = checkpointer.lease_epoch();
+        self.fail(
+            Callback::ShutdownRequested,
+            failure,
+            Some(epoch),
+            None,
+            wall_micros(),
+        )
     }
 
     async fn lease_lost(&mut self) {
+        let failure = self.dice.failure(Callback::LeaseLost);
         self.end("lease_lost");
+        // `lease_lost` returns nothing: its only way to fail is to panic.
+        let _ = self.fail(Callback::LeaseLost, failure, None, None, wall_micros());
     }
 }
