@@ -164,6 +164,25 @@ async fn a_hanging_call_goes_through_when_released() {
 }
 
 #[tokio::test]
+async fn a_slow_reply_answers_what_was_true_when_the_call_went_through() {
+    let (store, key) = store_with_lease().await;
+    store.fail_next(Some(LeaseStoreOp::GetLease), LeaseStoreFault::SlowReply, 1);
+    let get = tokio::spawn({
+        let (store, key) = (Arc::clone(&store), key.clone());
+        async move { store.get_lease(&key).await }
+    });
+    until_hanging(&store, 1).await;
+    store
+        .take_lease(&key, 0, &worker("w1"), TakeMode::IfAvailable, LEASE)
+        .await
+        .expect("take");
+    store.release_hangs();
+    let stale = get.await.expect("task").expect("answer").expect("lease");
+    assert_eq!(stale.epoch, 0, "the answer is from before the take");
+    assert_eq!(store.injected().slow_replies, 1);
+}
+
+#[tokio::test]
 async fn a_hanging_call_given_up_by_its_caller_writes_nothing() {
     let (store, key) = store_with_lease().await;
     store.fail_next(Some(LeaseStoreOp::TakeLease), LeaseStoreFault::Hang, 1);
@@ -226,6 +245,7 @@ async fn a_decider_chooses_the_fault_of_every_call_without_a_scripted_one() {
             unavailable: 1,
             hangs: 0,
             replies_lost: 1,
+            slow_replies: 0,
         }
     );
     // The heartbeat whose reply was lost was written.

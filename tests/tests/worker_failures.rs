@@ -1,7 +1,7 @@
 //! Regression tests for the ways a worker could lose, repeat or stall records when the
 //! application or the stream misbehaves: a failed batch at shutdown, a panicking processor
 //! factory, a merge racing its parents, a shard expired by retention, and LATEST resolved again
-//! by a new owner. Each one failed before its fix.
+//! by a new owner, a consumer restarted from a stale listing. Each one failed before its fix.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -9,12 +9,12 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kcl_core::worker::{
-    Checkpointer, InitialPosition, ProcessRecordsInput, ProcessorError, RecordProcessor, ShardInfo,
-    Worker, WorkerConfig, WorkerHandle, process_with,
+    Checkpointer, InitialPosition, InitializeInput, ProcessRecordsInput, ProcessorError,
+    RecordProcessor, ShardInfo, Worker, WorkerConfig, WorkerHandle, process_with,
 };
 use kcl_core::{
-    Checkpoint, InMemoryLeaseStore, LeaseKey, LeaseStore, NewLease, SequenceNumber, ShardId,
-    StreamName,
+    Checkpoint, FaultInjectingLeaseStore, InMemoryLeaseStore, LeaseKey, LeaseStore,
+    LeaseStoreFault, LeaseStoreOp, NewLease, SequenceNumber, ShardId, StreamName,
 };
 use kcl_engine::{Engine, EngineConfig, ManualClock, PutRecordsEntry, StreamOptions};
 
@@ -75,6 +75,10 @@ fn key_in_half(upper: bool) -> String {
 }
 
 async fn lease(store: &InMemoryLeaseStore, shard: u64) -> Option<kcl_core::Lease> {
+    lease_in(store, shard).await
+}
+
+async fn lease_in(store: &dyn LeaseStore, shard: u64) -> Option<kcl_core::Lease> {
     let key = LeaseKey::new(StreamName::new(STREAM).unwrap(), ShardId::from_index(shard));
     store.get_lease(&key).await.unwrap()
 }
@@ -373,4 +377,139 @@ async fn latest_is_pinned_when_the_lease_is_created() {
         got, after,
         "only the records written after LATEST, in order"
     );
+}
+
+/// A processor that fails to initialize the first time, after holding up the worker's next
+/// lease listing (taken now, answered later): by the time the taker reads it, this worker has
+/// released the lease the listing shows it holding.
+struct ReleasesUnderAStaleListing {
+    store: Arc<FaultInjectingLeaseStore>,
+    first: bool,
+    recorder: Recorder,
+    out_of_lease: Arc<Mutex<Vec<u64>>>,
+}
+
+#[async_trait]
+impl RecordProcessor for ReleasesUnderAStaleListing {
+    async fn initialize(&mut self, _input: InitializeInput) -> Result<(), ProcessorError> {
+        if self.first {
+            self.store.fail_next(
+                Some(LeaseStoreOp::ListLeases),
+                LeaseStoreFault::SlowReply,
+                1,
+            );
+            let held =
+                eventually(Duration::from_secs(10), || self.store.hanging_calls() == 1).await;
+            assert!(held, "the worker never listed its leases");
+            return Err("initialization failed".into());
+        }
+        Ok(())
+    }
+
+    async fn process_records(
+        &mut self,
+        input: &ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        let lease = self.store.inner().get_lease(checkpointer.lease()).await?;
+        if lease
+            .is_none_or(|lease| lease.owner.is_none() || lease.epoch != checkpointer.lease_epoch())
+        {
+            self.out_of_lease
+                .lock()
+                .unwrap()
+                .push(checkpointer.lease_epoch());
+        }
+        self.recorder.process_records(input, checkpointer).await
+    }
+}
+
+/// Hole 8: the taker must not start a consumer from a listing that went stale during its cycle
+/// (here: the lease was released meanwhile by this worker's own consumer), which would process
+/// records on a lease nobody holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_listing_does_not_restart_a_released_lease() {
+    let engine = engine();
+    engine
+        .create_stream(STREAM, StreamOptions::with_shards(1))
+        .unwrap();
+    let written = put(&engine, "sensor", 3);
+    let inner = Arc::new(InMemoryLeaseStore::new());
+    let store = Arc::new(FaultInjectingLeaseStore::new(
+        Arc::clone(&inner) as Arc<dyn LeaseStore>
+    ));
+    let seen: Seen = Arc::default();
+    let out_of_lease: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let processors = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let factory = {
+        let (store, seen, out_of_lease) = (
+            Arc::clone(&store),
+            Arc::clone(&seen),
+            Arc::clone(&out_of_lease),
+        );
+        move |shard: &ShardInfo| -> Box<dyn RecordProcessor> {
+            Box::new(ReleasesUnderAStaleListing {
+                store: Arc::clone(&store),
+                first: processors.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0,
+                recorder: Recorder {
+                    shard: shard.shard_id.clone(),
+                    seen: Arc::clone(&seen),
+                    slow_shard: None,
+                },
+                out_of_lease: Arc::clone(&out_of_lease),
+            })
+        }
+    };
+    let handle = Worker::builder()
+        .stream(STREAM)
+        .unwrap()
+        .source(Arc::new(engine.clone()))
+        .lease_store(Arc::clone(&store) as Arc<dyn LeaseStore>)
+        .processor_factory(factory)
+        .config(config().lease_duration(Duration::from_secs(3)))
+        .build()
+        .unwrap()
+        .start();
+    // Once the failed consumer has released the lease and let it go, the held-up listing
+    // (which shows the lease still held by this worker) is answered.
+    let released = eventually(Duration::from_secs(20), || {
+        store.hanging_calls() == 1 && handle.held_shards().is_empty()
+    })
+    .await;
+    assert!(released, "the first consumer never released its lease");
+    let unowned = eventually_async(Duration::from_secs(10), || async {
+        lease_in(inner.as_ref(), 0)
+            .await
+            .is_some_and(|lease| lease.owner.is_none())
+    })
+    .await;
+    assert!(unowned, "the lease was never released in the store");
+    store.release_hangs();
+    let processed = eventually(Duration::from_secs(20), || {
+        seen_on(&seen, 0).len() >= written.len()
+    })
+    .await;
+    handle.shutdown().await.unwrap();
+    assert!(processed, "the shard was never processed");
+    assert_eq!(
+        *out_of_lease.lock().unwrap(),
+        Vec::<u64>::new(),
+        "records were delivered at epochs the worker did not hold (restarted from a stale listing)"
+    );
+}
+
+/// Polls an async `condition` every 20 ms for up to `limit`.
+async fn eventually_async<F, Fut>(limit: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition().await
 }

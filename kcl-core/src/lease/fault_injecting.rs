@@ -115,6 +115,9 @@ pub enum LeaseStoreFault {
     /// The call goes through and its answer is lost: the write happened, the caller gets
     /// [`Error::Unavailable`] (the unknown outcome of the contract's clause 9).
     ReplyLost,
+    /// The call goes through at once and its answer is held until the faults are released: a
+    /// slow network on the way back. What a read answers is then stale by the time it arrives.
+    SlowReply,
 }
 
 /// How many faults a [`FaultInjectingLeaseStore`] injected, by kind.
@@ -126,6 +129,8 @@ pub struct InjectedFaults {
     pub hangs: u64,
     /// Calls that went through and answered [`Error::Unavailable`].
     pub replies_lost: u64,
+    /// Calls that went through and whose answer was held until released.
+    pub slow_replies: u64,
 }
 
 /// Decides, call by call, whether to inject a fault: a simulation draws from its seeded random
@@ -179,6 +184,7 @@ pub struct FaultInjectingLeaseStore {
     unavailable: AtomicU64,
     hangs: AtomicU64,
     replies_lost: AtomicU64,
+    slow_replies: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -212,6 +218,7 @@ impl FaultInjectingLeaseStore {
             unavailable: AtomicU64::new(0),
             hangs: AtomicU64::new(0),
             replies_lost: AtomicU64::new(0),
+            slow_replies: AtomicU64::new(0),
         }
     }
 
@@ -266,6 +273,7 @@ impl FaultInjectingLeaseStore {
             unavailable: self.unavailable.load(Ordering::SeqCst),
             hangs: self.hangs.load(Ordering::SeqCst),
             replies_lost: self.replies_lost.load(Ordering::SeqCst),
+            slow_replies: self.slow_replies.load(Ordering::SeqCst),
         }
     }
 
@@ -316,6 +324,12 @@ impl FaultInjectingLeaseStore {
                 self.replies_lost.fetch_add(1, Ordering::SeqCst);
                 let _ = call.await;
                 Err(injected(op, "reply lost"))
+            }
+            Some(LeaseStoreFault::SlowReply) => {
+                self.slow_replies.fetch_add(1, Ordering::SeqCst);
+                let answer = call.await;
+                self.hang().await;
+                answer
             }
         }
     }
