@@ -6,7 +6,6 @@ pub mod black_hole_proxy;
 pub mod http_producer;
 pub mod late_deliveries;
 pub mod log_checker;
-pub mod outage;
 pub mod postgres_admin;
 pub mod processes;
 pub mod processor_faults;

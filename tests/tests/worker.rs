@@ -3,6 +3,7 @@
 //! stale owner, and a processor that does not checkpoint at shard end.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,9 +12,11 @@ use kcl_core::worker::{
     Checkpointer, InitialPosition, ProcessRecordsInput, ProcessorError, RecordProcessor, ShardInfo,
     Worker, WorkerConfig, WorkerHandle,
 };
-use kcl_core::{Checkpoint, Error, LeaseKey, LeaseStore, ShardId, StreamName, TakeMode, WorkerId};
+use kcl_core::{
+    Checkpoint, Error, FaultInjectingLeaseStore, LeaseKey, LeaseStore, LeaseStoreFault, ShardId,
+    StreamName, TakeMode, WorkerId,
+};
 use kcl_engine::{Engine, EngineConfig, PutRecordsEntry, ShardFilter, StreamOptions};
-use kcl_tests::outage::StoreOutage;
 use kcl_tests::producer::Producer;
 use kcl_tests::recording::{Behaviour, Log};
 use kcl_tests::stores::{StoreKind, TestStore};
@@ -580,7 +583,18 @@ async fn a_store_outage_longer_than_a_lease_stops_processing_until_the_lease_is_
 ) {
     let cluster = Cluster::new(kind, 2).await;
     let producer = cluster.producer();
-    let outage = StoreOutage::new(Arc::clone(&cluster.store.store));
+    // The outage is the hard kind: every call hangs (a black-holed connection) until it ends.
+    let down = Arc::new(AtomicBool::new(false));
+    let outage = Arc::new(FaultInjectingLeaseStore::with_decider(
+        Arc::clone(&cluster.store.store),
+        {
+            let down = Arc::clone(&down);
+            move |_| {
+                down.load(AtomicOrdering::SeqCst)
+                    .then_some(LeaseStoreFault::Hang)
+            }
+        },
+    ));
     let worker = cluster.start_on("cut-off", Behaviour::default(), outage.clone());
     assert!(
         within(Duration::from_secs(10), || worker.held_shards().len() == 2)
@@ -589,7 +603,7 @@ async fn a_store_outage_longer_than_a_lease_stops_processing_until_the_lease_is_
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    outage.begin();
+    down.store(true, AtomicOrdering::SeqCst);
     // Without renewals for a lease duration the worker cannot know it still holds its leases:
     // it stops processing rather than compete with a worker that may have taken them.
     let stopped = within(LEASE * 3, || cluster.log.lost().len() == 2).await;
@@ -606,7 +620,8 @@ async fn a_store_outage_longer_than_a_lease_stops_processing_until_the_lease_is_
         "records processed during the outage"
     );
 
-    outage.end();
+    down.store(false, AtomicOrdering::SeqCst);
+    outage.release_hangs();
     let back = within(Duration::from_secs(10), || worker.held_shards().len() == 2).await;
     assert!(back.is_some(), "the worker did not take its leases back");
     tokio::time::sleep(Duration::from_millis(300)).await;
