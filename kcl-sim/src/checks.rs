@@ -11,8 +11,9 @@ use crate::history::{Event, Expiry, WorkerName};
 /// A guarantee of the worker, as the simulation checks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Invariant {
-    /// Every acknowledged record that retention did not expire was processed successfully
-    /// (`process_records` returned `Ok`) at least once.
+    /// Every acknowledged record that retention did not expire (nor an engine crash lose, as
+    /// its durability policy allows) was processed successfully (`process_records` returned
+    /// `Ok`) at least once, and no sequence number was given to two records.
     AtLeastOnce,
     /// Each processor's run starts from the lease's checkpoint as stored when it starts, and
     /// its batches follow each other from there with no gap and no step back (a failed batch
@@ -134,6 +135,8 @@ struct Facts {
     acked: BTreeMap<ShardId, Vec<SequenceNumber>>,
     /// Each shard's retention events, in order.
     expiries: BTreeMap<ShardId, Vec<(Duration, Expiry)>>,
+    /// Acknowledged records an engine crash lost, and when.
+    lost: BTreeMap<(ShardId, SequenceNumber), Duration>,
     parents: BTreeMap<ShardId, Vec<ShardId>>,
     runs: BTreeMap<u64, Run>,
     /// The event index at which each record was first processed successfully.
@@ -164,6 +167,7 @@ impl Facts {
         let mut facts = Facts {
             acked: BTreeMap::new(),
             expiries: BTreeMap::new(),
+            lost: BTreeMap::new(),
             parents: BTreeMap::new(),
             runs: BTreeMap::new(),
             processed_at: BTreeMap::new(),
@@ -212,6 +216,11 @@ impl Facts {
                             .entry(shard.clone())
                             .or_default()
                             .push((*at, expiry.clone()));
+                    }
+                }
+                Event::EngineRestarted { lost } => {
+                    for record in lost {
+                        facts.lost.entry(record.clone()).or_insert(*at);
                     }
                 }
                 Event::ShardCreated { shard, parents } => {
@@ -317,9 +326,14 @@ impl Facts {
         facts
     }
 
-    /// True if retention had removed `record` of `shard` by `at`.
+    /// True if retention had removed `record` of `shard` by `at`, or an engine crash had lost
+    /// it: either way, nobody owes it.
     fn expired(&self, shard: &ShardId, record: &SequenceNumber, at: Duration) -> bool {
-        self.expiries.get(shard).is_some_and(|expiries| {
+        let lost = self
+            .lost
+            .get(&(shard.clone(), record.clone()))
+            .is_some_and(|&when| when <= at);
+        lost || self.expiries.get(shard).is_some_and(|expiries| {
             expiries
                 .iter()
                 .take_while(|(when, _)| *when <= at)
@@ -361,6 +375,13 @@ impl Facts {
     fn at_least_once(&self) -> Vec<Violation> {
         let mut missing = Vec::new();
         for (shard, records) in &self.acked {
+            // A sequence number, once seen, names one record: a number given twice hides one.
+            if let Some(pair) = records.windows(2).find(|pair| pair[1] <= pair[0]) {
+                missing.push(format!(
+                    "{shard} acknowledged {} after {}: a number given again or going back",
+                    pair[1], pair[0]
+                ));
+            }
             let lost: Vec<&SequenceNumber> = records
                 .iter()
                 .filter(|record| {

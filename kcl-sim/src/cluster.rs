@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use kcl_core::worker::{Worker, WorkerConfig, WorkerHandle};
 use kcl_core::{Checkpoint, FaultInjectingLeaseStore, Lease, LeaseStore, StreamName, WorkerId};
-use kcl_engine::Engine;
 use tokio::time::Instant;
 
 use crate::audit::{AuditedLeaseStore, name};
+use crate::engine::SimEngine;
 use crate::faults::Faults;
 use crate::gate::Gate;
 use crate::history::{Event, History, WorkerName};
@@ -21,7 +21,7 @@ use crate::source::FaultInjectingSource;
 /// What the workers share: the stream, the store and the seed's faults.
 pub(crate) struct Shared {
     pub(crate) stream: StreamName,
-    pub(crate) engine: Engine,
+    pub(crate) engine: Arc<SimEngine>,
     pub(crate) store: Arc<AuditedLeaseStore>,
     pub(crate) history: Arc<History>,
     pub(crate) faults: Arc<Faults>,
@@ -103,7 +103,7 @@ impl Cluster {
             },
         ));
         let source = FaultInjectingSource::new(
-            shared.engine.clone(),
+            Arc::clone(&shared.engine),
             Arc::clone(&shared.faults),
             Arc::clone(&gate),
         );

@@ -73,6 +73,9 @@ pub enum FaultKind {
     /// The engine's clock jumps so that retention expires all but the newest records and the
     /// shards closed before them.
     Retention,
+    /// The engine's machine loses power: what no fsync made durable is lost, and the engine is
+    /// reopened from its disk. (Seeds with this fault run the engine on a simulated disk.)
+    EngineCrash,
 }
 
 impl FaultKind {
@@ -102,7 +105,7 @@ impl FaultKind {
     ];
 
     /// Faults the nemesis makes, one per step, chosen among those a seed enables.
-    pub(crate) const NEMESIS: [FaultKind; 8] = [
+    pub(crate) const NEMESIS: [FaultKind; 9] = [
         FaultKind::Crash,
         FaultKind::Shutdown,
         FaultKind::Pause,
@@ -111,6 +114,7 @@ impl FaultKind {
         FaultKind::Merge,
         FaultKind::ReshardChain,
         FaultKind::Retention,
+        FaultKind::EngineCrash,
     ];
 }
 
@@ -146,6 +150,11 @@ impl FaultRates {
     /// The nemesis's faults that this seed enables.
     pub(crate) fn nemesis(&self) -> &[FaultKind] {
         &self.nemesis
+    }
+
+    /// True if the nemesis may crash the engine's machine.
+    pub(crate) fn crashes_engine(&self) -> bool {
+        self.nemesis.contains(&FaultKind::EngineCrash)
     }
 }
 

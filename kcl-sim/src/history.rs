@@ -60,6 +60,10 @@ pub(crate) enum Event {
     RetentionEnforced {
         expired: Vec<(ShardId, Expiry)>,
     },
+    /// The engine's machine crashed and the engine was reopened without these records.
+    EngineRestarted {
+        lost: Vec<(ShardId, SequenceNumber)>,
+    },
     FaultsStopped,
     /// The producer's write was acknowledged.
     Acked {
@@ -237,18 +241,22 @@ impl History {
         (count, first)
     }
 
-    /// The shards the producer wrote to.
-    pub(crate) fn written_shards(&self) -> Vec<ShardId> {
-        let state = self.state();
-        let shards: BTreeSet<ShardId> = state
-            .events
-            .iter()
-            .filter_map(|(_, event)| match event {
-                Event::Acked { shard, .. } => Some(shard.clone()),
-                _ => None,
-            })
-            .collect();
-        shards.into_iter().collect()
+    /// Every acknowledged record, by shard, in the order acknowledged.
+    pub(crate) fn acked(&self) -> BTreeMap<ShardId, Vec<SequenceNumber>> {
+        let mut acked: BTreeMap<ShardId, Vec<SequenceNumber>> = BTreeMap::new();
+        for (_, event) in &self.state().events {
+            if let Event::Acked {
+                shard,
+                sequence_number,
+            } = event
+            {
+                acked
+                    .entry(shard.clone())
+                    .or_default()
+                    .push(sequence_number.clone());
+            }
+        }
+        acked
     }
 
     /// Every event so far.
@@ -306,6 +314,13 @@ impl State {
                                 *waiting = waiting.split_off(first_kept);
                             }
                         }
+                    }
+                }
+            }
+            Event::EngineRestarted { lost } => {
+                for (shard, record) in lost {
+                    if let Some(waiting) = self.unprocessed.get_mut(shard) {
+                        waiting.remove(record);
                     }
                 }
             }

@@ -28,14 +28,18 @@
 //!
 //! A producer writes at random; a nemesis splits and merges (chains of them faster than shard
 //! sync), crashes workers (abort), shuts them down gracefully, restarts them, pauses them, cuts
-//! them off from the store, and moves the engine's clock a day on so that retention expires
-//! old records and closed shards. Then faults stop, every worker comes back, and the cluster
-//! gets a bounded time to process everything and balance.
+//! them off from the store, moves the engine's clock a day on so that retention expires old
+//! records and closed shards, and cuts the engine's power: seeds with that fault run the engine
+//! on a [`kcl_engine::SimulatedDisk`], fsynced at moments the seed picks, so a crash loses the
+//! tail written since and the engine reopens from what the disk kept. Then faults stop, every
+//! worker comes back, and the cluster gets a bounded time to process everything and balance.
 //!
-//! The checks ([`Invariant`]): every acknowledged record not expired by retention processed
-//! successfully at least once; order within each processor's run; parent before child on every
-//! lineage edge; no checkpoint accepted from a non-owner; no lease renewed without a live
-//! consumer; no delivery on a lease past its expiry; eventual balance.
+//! The checks ([`Invariant`]): every acknowledged record not expired by retention (nor lost to
+//! a power cut) processed successfully at least once, and no sequence number given twice;
+//! order within each processor's run, from the lease's stored checkpoint; parent before child
+//! on every lineage edge; no checkpoint accepted from a non-owner; no lease held longer than a
+//! lease duration without a live consumer; no delivery on a lease past its expiry; eventual
+//! balance.
 //!
 //! # Running seeds
 //!
@@ -73,6 +77,7 @@ mod audit;
 mod checks;
 mod clock;
 mod cluster;
+mod engine;
 mod faults;
 mod gate;
 mod history;

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kcl_core::ShardId;
-use kcl_engine::ShardFilter;
+use kcl_engine::{MAX_READ_RECORDS, ShardFilter};
 use tokio::time::Instant;
 
 use crate::clock::VirtualClock;
@@ -38,6 +38,10 @@ pub(crate) async fn run(
         cluster.restart_due()?;
         if rng.chance(0.3) {
             cluster.heal_hangs();
+        }
+        // Group commit, at moments the seed picks: what a crash loses is the tail since.
+        if cluster.shared().engine.is_durable() && rng.chance(0.5) {
+            cluster.shared().engine.sync()?;
         }
         let mut pick = rng.within(0..total.max(1));
         let Some(&kind) = enabled.iter().find(|&&kind| {
@@ -73,6 +77,10 @@ pub(crate) async fn run(
                 let merge_first = rng.chance(0.5);
                 reshard(cluster, scenario, steps, merge_first)?
             }
+            (FaultKind::EngineCrash, _) => {
+                crash_engine(cluster)?;
+                true
+            }
             (FaultKind::Retention, _) => {
                 expire(
                     cluster,
@@ -104,13 +112,12 @@ fn reshard(
     let stream = shared.stream.as_str();
     let mut any = false;
     for step in 0..steps {
-        let mut open = shared
-            .engine
+        let engine = shared.engine.current();
+        let mut open = engine
             .list_shards(stream, &ShardFilter::AtLatest)
             .map_err(|error| format!("listing shards: {error}"))?;
         open.sort_by_key(|shard| shard.hash_key_range.start);
-        let before: BTreeSet<ShardId> = shared
-            .engine
+        let before: BTreeSet<ShardId> = engine
             .list_shards(stream, &ShardFilter::FromTrimHorizon)
             .map_err(|error| format!("listing shards: {error}"))?
             .into_iter()
@@ -119,8 +126,7 @@ fn reshard(
         let merge = (step % 2 == 0) == merge_first;
         let changed = if merge || open.len() >= scenario.max_open_shards {
             match shared.rng.index(open.len().saturating_sub(1)) {
-                Some(left) => shared
-                    .engine
+                Some(left) => engine
                     .merge_shards(
                         stream,
                         open[left].shard_id.as_str(),
@@ -138,8 +144,7 @@ fn reshard(
                 continue;
             }
             let key = shared.rng.within_u128(range.start + 1..range.end);
-            shared
-                .engine
+            engine
                 .split_shard(stream, open[index].shard_id.as_str(), &key.to_string())
                 .map(|()| true)
         }
@@ -148,8 +153,7 @@ fn reshard(
             continue;
         }
         any = true;
-        for shard in shared
-            .engine
+        for shard in engine
             .list_shards(stream, &ShardFilter::FromTrimHorizon)
             .map_err(|error| format!("listing shards: {error}"))?
         {
@@ -170,13 +174,13 @@ fn expire(cluster: &Cluster, clock: &VirtualClock, keep: Duration) -> Result<(),
     let shared = cluster.shared();
     let day = Duration::from_secs(24 * 3600);
     clock.jump(day.saturating_sub(keep));
-    shared
-        .engine
+    let engine = shared.engine.current();
+    engine
         .enforce_retention()
         .map_err(|error| format!("enforcing retention: {error}"))?;
     let mut expired = Vec::new();
-    for shard in shared.history.written_shards() {
-        let kept = shared.engine.open_reader(
+    for shard in shared.history.acked().into_keys() {
+        let kept = engine.open_reader(
             shared.stream.as_str(),
             shard.as_str(),
             kcl_core::StartingPosition::TrimHorizon,
@@ -188,5 +192,48 @@ fn expire(cluster: &Cluster, clock: &VirtualClock, keep: Duration) -> Result<(),
         expired.push((shard, expiry));
     }
     shared.history.record(Event::RetentionEnforced { expired });
+    Ok(())
+}
+
+/// Crashes the engine's machine and reopens the engine, recording which acknowledged records
+/// the crash lost (those it no longer has and retention did not take).
+fn crash_engine(cluster: &Cluster) -> Result<(), String> {
+    let shared = cluster.shared();
+    shared.engine.crash_and_reopen()?;
+    let engine = shared.engine.current();
+    let mut lost = Vec::new();
+    for (shard, acked) in shared.history.acked() {
+        let Ok(mut reader) = engine.open_reader(
+            shared.stream.as_str(),
+            shard.as_str(),
+            kcl_core::StartingPosition::TrimHorizon,
+        ) else {
+            // Gone with retention: nothing in it is owed.
+            continue;
+        };
+        let first_kept = reader.position();
+        let mut kept = BTreeSet::new();
+        loop {
+            let batch = reader
+                .read(MAX_READ_RECORDS)
+                .map_err(|error| format!("reading {shard} after the crash: {error}"))?;
+            if batch.records.is_empty() {
+                break;
+            }
+            kept.extend(
+                batch
+                    .records
+                    .into_iter()
+                    .map(|record| record.sequence_number),
+            );
+        }
+        lost.extend(
+            acked
+                .into_iter()
+                .filter(|record| *record >= first_kept && !kept.contains(record))
+                .map(|record| (shard.clone(), record)),
+        );
+    }
+    shared.history.record(Event::EngineRestarted { lost });
     Ok(())
 }

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use kcl_engine::{Engine, PutRecordsEntry};
+use kcl_engine::PutRecordsEntry;
 use tokio::sync::watch;
 
+use crate::engine::SimEngine;
 use crate::history::{Event, History};
 use crate::rng::SimRng;
 use crate::scenario::Scenario;
@@ -12,7 +13,7 @@ use crate::scenario::Scenario;
 /// Writes until `stop` turns true, recording every acknowledged record. A write that fails (a
 /// reshard in between) is simply not acknowledged.
 pub(crate) async fn produce(
-    engine: Engine,
+    engine: Arc<SimEngine>,
     stream: String,
     history: Arc<History>,
     rng: SimRng,
@@ -29,7 +30,7 @@ pub(crate) async fn produce(
         }
         let key = format!("key-{}", rng.within(0..64));
         let entry = PutRecordsEntry::new(key, written.to_string());
-        if let Ok(acked) = engine.put_record(&stream, entry) {
+        if let Ok(acked) = engine.current().put_record(&stream, entry) {
             written += 1;
             history.record(Event::Acked {
                 shard: acked.shard_id,

@@ -71,6 +71,12 @@ impl Scenario {
         (scenario, rng)
     }
 
+    /// True if the engine runs on a simulated disk (so that a crash can lose its unsynced
+    /// tail); in memory otherwise, which is faster.
+    pub(crate) fn durable_engine(&self) -> bool {
+        self.faults.crashes_engine()
+    }
+
     /// How long the cluster gets, once faults stop, to process everything and balance.
     pub(crate) fn settle_limit(&self) -> Duration {
         self.config.shard_sync_interval * 2

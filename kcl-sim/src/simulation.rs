@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kcl_core::{LeaseStore, StreamName};
-use kcl_engine::{Durability, Engine, EngineConfig, StreamOptions};
+use kcl_engine::StreamOptions;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -13,6 +13,7 @@ use crate::audit::AuditedLeaseStore;
 use crate::checks::{self, Invariant, Violation};
 use crate::clock::VirtualClock;
 use crate::cluster::{Cluster, Shared};
+use crate::engine::SimEngine;
 use crate::faults::{FaultKind, Faults};
 use crate::history::{Event, History};
 use crate::rng::SimRng;
@@ -61,25 +62,20 @@ async fn run(
     faults: &Arc<Faults>,
 ) -> Result<Option<Violation>, String> {
     let clock = Arc::new(VirtualClock::new());
-    let year = Duration::from_secs(365 * 24 * 3600);
-    // No fsync, and retention only when the nemesis asks: the engine's maintenance thread
-    // stays asleep and never races the simulation.
-    let engine = Engine::open(
-        EngineConfig::in_memory()
-            .durability(Durability::Never)
-            .retention_check_interval(year)
-            .read_wait(scenario.read_wait)
-            .clock(Arc::clone(&clock) as Arc<dyn kcl_engine::Clock>),
-    )
-    .map_err(|error| format!("opening the engine: {error}"))?;
+    let engine = Arc::new(SimEngine::open(
+        scenario.durable_engine(),
+        scenario.read_wait,
+        Arc::clone(&clock) as Arc<dyn kcl_engine::Clock>,
+    )?);
     engine
+        .current()
         .create_stream(STREAM, StreamOptions::with_shards(scenario.shards))
         .map_err(|error| format!("creating the stream: {error}"))?;
     let stream = StreamName::new(STREAM).map_err(|error| error.to_string())?;
     let store = Arc::new(AuditedLeaseStore::new(Arc::clone(history)));
     let shared = Shared {
         stream: stream.clone(),
-        engine: engine.clone(),
+        engine: Arc::clone(&engine),
         store: Arc::clone(&store),
         history: Arc::clone(history),
         faults: Arc::clone(faults),
@@ -112,7 +108,7 @@ async fn run(
     }
     let (stop, stopped) = watch::channel(false);
     let writing = tokio::spawn(producer::produce(
-        engine.clone(),
+        Arc::clone(&engine),
         STREAM.to_owned(),
         Arc::clone(history),
         rng,

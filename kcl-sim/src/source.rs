@@ -8,22 +8,23 @@ use kcl_core::{
     Checkpoint, Error, ReadBatch, ShardDescription, ShardId, ShardReader, StartingPosition,
     StreamName, StreamSource,
 };
-use kcl_engine::Engine;
 
+use crate::engine::SimEngine;
 use crate::faults::{FaultKind, Faults};
 use crate::gate::Gate;
 
 /// A [`StreamSource`] over the engine that fails as the seed says: listing, pinning `LATEST`
 /// and opening fail as unavailable, reads fail as unavailable, with an expired iterator or
-/// throttled.
+/// throttled. A reader of an engine that crashed since it was opened fails as a lost
+/// connection would.
 pub(crate) struct FaultInjectingSource {
-    engine: Engine,
+    engine: Arc<SimEngine>,
     faults: Arc<Faults>,
     gate: Arc<Gate>,
 }
 
 impl FaultInjectingSource {
-    pub(crate) fn new(engine: Engine, faults: Arc<Faults>, gate: Arc<Gate>) -> Self {
+    pub(crate) fn new(engine: Arc<SimEngine>, faults: Arc<Faults>, gate: Arc<Gate>) -> Self {
         FaultInjectingSource {
             engine,
             faults,
@@ -45,7 +46,7 @@ impl StreamSource for FaultInjectingSource {
         if self.faults.draw(FaultKind::ListShardsError) {
             return Err(unavailable("list_shards"));
         }
-        StreamSource::list_shards(&self.engine, stream).await
+        StreamSource::list_shards(&self.engine.current(), stream).await
     }
 
     async fn open_reader(
@@ -58,9 +59,13 @@ impl StreamSource for FaultInjectingSource {
         if self.faults.draw(FaultKind::OpenReaderError) {
             return Err(unavailable("open_reader"));
         }
-        let reader = StreamSource::open_reader(&self.engine, stream, shard, position).await?;
+        let incarnation = self.engine.incarnation();
+        let reader =
+            StreamSource::open_reader(&self.engine.current(), stream, shard, position).await?;
         Ok(Box::new(FaultInjectingReader {
             inner: reader,
+            engine: Arc::clone(&self.engine),
+            incarnation,
             faults: Arc::clone(&self.faults),
             gate: Arc::clone(&self.gate),
         }))
@@ -71,12 +76,15 @@ impl StreamSource for FaultInjectingSource {
         if self.faults.draw(FaultKind::PinLatestError) {
             return Err(unavailable("pin_latest"));
         }
-        self.engine.pin_latest(stream, shard).await
+        self.engine.current().pin_latest(stream, shard).await
     }
 }
 
 struct FaultInjectingReader {
     inner: Box<dyn ShardReader>,
+    engine: Arc<SimEngine>,
+    /// The engine's incarnation when the reader was opened.
+    incarnation: u64,
     faults: Arc<Faults>,
     gate: Arc<Gate>,
 }
@@ -101,6 +109,9 @@ impl ShardReader for FaultInjectingReader {
         let batch = self.inner.next_batch(max_records).await;
         // A worker paused during a read waits for its answer.
         self.gate.pass().await;
+        if self.engine.incarnation() != self.incarnation {
+            return Err(unavailable("the engine restarted"));
+        }
         batch
     }
 }
