@@ -33,6 +33,10 @@ pub(crate) struct HeldLease {
     /// clock: a lease duration after the last successful renewal (or take) was sent, since the
     /// store set the expiry no earlier than that. Nothing is delivered after it.
     pub(crate) valid_until: Instant,
+    /// Set while the consumer gives the lease up: the renewer stops renewing it, so that a
+    /// release that cannot reach the store lets the lease expire instead of keeping it held
+    /// with nobody processing it.
+    pub(crate) releasing: bool,
 }
 
 /// Something the coordinator should react to at once rather than at its next tick.
@@ -113,6 +117,17 @@ impl WorkerContext {
             .filter(|held| &held.fence == fence)
         {
             held.valid_until = held.valid_until.max(sent_at + self.config.lease_duration);
+        }
+    }
+
+    /// Marks the lease of `shard` at `fence` as being given up: no more renewals.
+    pub(crate) fn releasing(&self, shard: &ShardId, fence: &Fence) {
+        if let Some(held) = self
+            .held()
+            .get_mut(shard)
+            .filter(|held| &held.fence == fence)
+        {
+            held.releasing = true;
         }
     }
 

@@ -30,6 +30,7 @@ pub(crate) async fn renew_leases(ctx: Arc<WorkerContext>) {
         let held: Vec<_> = ctx
             .held()
             .iter()
+            .filter(|(_, held)| !held.releasing)
             .map(|(shard, held)| (shard.clone(), held.fence.clone()))
             .collect();
         let renewals = held.iter().map(|(shard, fence)| {

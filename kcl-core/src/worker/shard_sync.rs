@@ -8,15 +8,21 @@ use crate::worker::InitialPosition;
 use crate::worker::context::WorkerContext;
 use crate::{Error, ShardDescription, ShardId};
 
-/// Creates a lease for every shard that needs one: shards that continue a leased shard start
-/// at `TRIM_HORIZON`; others start at the configured initial position (`LATEST`: open shards
-/// only, pinned where the newest record is now). A shard with a leased descendant is never
-/// leased again: it was processed already. Parents are created before children, so a reader
-/// of the table never sees a child without its parent.
-pub(crate) async fn create_missing_leases(ctx: &WorkerContext) -> Result<usize, Error> {
-    let mut shards = ctx.source.list_shards(&ctx.stream).await?;
-    shards
-        .sort_by(|a, b| (a.shard_id.index(), &a.shard_id).cmp(&(b.shard_id.index(), &b.shard_id)));
+/// Creates a lease for every shard that needs one. On the application's first start (no lease
+/// for the stream yet), shards start at the configured initial position (`LATEST`: open shards
+/// only, pinned where the newest record is now). Afterwards every shard without a lease was
+/// born while the application ran, so it starts at `TRIM_HORIZON`, whether or not its parents
+/// are still listed (retention may have removed the closed shards between it and a leased
+/// ancestor). A shard with a leased descendant is never leased again: it was processed
+/// already. Parents are created before children, so a reader of the table never sees a child
+/// without its parent.
+///
+/// The leases are listed before the shards: a shard whose lease was deleted (finished, its
+/// children started) before the lease listing has those children in the later shard listing,
+/// so it is never leased again. Listing the other way round, a delayed lease listing could
+/// miss a lease deleted after a shard listing that did not show the children yet.
+/// Returns the ids of the shards the stream listed.
+pub(crate) async fn create_missing_leases(ctx: &WorkerContext) -> Result<BTreeSet<ShardId>, Error> {
     let mut leased: BTreeSet<ShardId> = ctx
         .store
         .list_leases(&ctx.stream)
@@ -24,39 +30,42 @@ pub(crate) async fn create_missing_leases(ctx: &WorkerContext) -> Result<usize, 
         .into_iter()
         .map(|lease| lease.key.shard)
         .collect();
+    let first_start = leased.is_empty();
+    let mut shards = ctx.source.list_shards(&ctx.stream).await?;
+    shards
+        .sort_by(|a, b| (a.shard_id.index(), &a.shard_id).cmp(&(b.shard_id.index(), &b.shard_id)));
     let mut children: BTreeMap<&ShardId, Vec<&ShardId>> = BTreeMap::new();
     for shard in &shards {
         for parent in shard.parents() {
             children.entry(parent).or_default().push(&shard.shard_id);
         }
     }
-    let mut created = 0;
     for shard in &shards {
         if leased.contains(&shard.shard_id)
             || has_leased_descendant(&shard.shard_id, &children, &leased)
         {
             continue;
         }
-        let Some(checkpoint) = starting_checkpoint(ctx, shard, &leased).await? else {
+        let Some(checkpoint) = starting_checkpoint(ctx, shard, &leased, first_start).await? else {
             continue;
         };
         let lease = NewLease::new(ctx.key(&shard.shard_id), checkpoint)
             .with_parents(shard.parents().cloned().collect());
         if ctx.store.create_lease_if_absent(&lease).await? {
             tracing::debug!(shard = %shard.shard_id, "created lease");
-            created += 1;
         }
         leased.insert(shard.shard_id.clone());
     }
-    Ok(created)
+    Ok(shards.into_iter().map(|shard| shard.shard_id).collect())
 }
 
 async fn starting_checkpoint(
     ctx: &WorkerContext,
     shard: &ShardDescription,
     leased: &BTreeSet<ShardId>,
+    first_start: bool,
 ) -> Result<Option<Checkpoint>, Error> {
-    if shard.parents().any(|parent| leased.contains(parent)) {
+    if !first_start || shard.parents().any(|parent| leased.contains(parent)) {
         return Ok(Some(Checkpoint::TrimHorizon));
     }
     Ok(match ctx.config.initial_position {
@@ -89,29 +98,23 @@ fn has_leased_descendant(
 
 /// Creates the leases of the shards that continue a finished one, as its reader reported them.
 ///
-/// A merge child's other parent may have no lease yet: reshards faster than shard sync (split
-/// a shard, merge one half with a neighbour) give it a parent whose own parent is still being
-/// processed. A missing parent lease means "finished" to the taker, so the parents' leases are
-/// created first, by a shard sync, before any child's.
+/// This is a shard sync (see [`create_missing_leases`]) rather than a lease per child, for two
+/// reasons. A merge child's other parent may have no lease yet (reshards faster than shard
+/// sync: split a shard, merge one half with a neighbour), and a missing parent lease means
+/// "finished" to the taker: the sync creates the parents' leases first. And an owner that
+/// stalled at its shard's end, while another worker finished the shard and its children and
+/// deleted their leases, must not create those leases again: the sync skips shards with a
+/// leased descendant. Children the stream does not list yet (a listing that lags the reader)
+/// get their lease from the reader's report.
 pub(crate) async fn create_child_leases(
     ctx: &WorkerContext,
     children: &[crate::ChildShard],
 ) -> Result<(), Error> {
-    let leased: BTreeSet<ShardId> = ctx
-        .store
-        .list_leases(&ctx.stream)
-        .await?
-        .into_iter()
-        .map(|lease| lease.key.shard)
-        .collect();
-    let parent_unleased = children
+    let listed = create_missing_leases(ctx).await?;
+    for child in children
         .iter()
-        .flat_map(|child| &child.parent_shards)
-        .any(|parent| !leased.contains(parent));
-    if parent_unleased {
-        create_missing_leases(ctx).await?;
-    }
-    for child in children {
+        .filter(|child| !listed.contains(&child.shard_id))
+    {
         let lease = NewLease::new(ctx.key(&child.shard_id), Checkpoint::TrimHorizon)
             .with_parents(child.parent_shards.clone());
         ctx.store.create_lease_if_absent(&lease).await?;

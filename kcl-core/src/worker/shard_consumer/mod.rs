@@ -303,12 +303,20 @@ impl ShardConsumer {
             return State::Releasing(Release::Finished);
         }
         loop {
+            // Fenced first: an owner that lost the lease (or whose lease ran out by its own
+            // clock) creates no lease for the children.
             let recorded = async {
-                create_child_leases(&ctx, &children).await?;
                 let ids: Vec<_> = children.iter().map(|c| c.shard_id.clone()).collect();
                 ctx.store
                     .record_child_shards(&self.key, &self.fence, &ids)
-                    .await
+                    .await?;
+                if !ctx.is_valid(&self.key.shard, &self.fence) {
+                    return Err(Error::LeaseLost {
+                        lease: self.key.to_string(),
+                        message: "not renewed for a lease duration".to_owned(),
+                    });
+                }
+                create_child_leases(&ctx, &children).await
             }
             .await;
             match recorded {
@@ -413,6 +421,7 @@ impl ShardConsumer {
     /// duration; after that the lease simply expires.
     async fn release(&mut self) {
         let ctx = Arc::clone(&self.ctx);
+        ctx.releasing(&self.key.shard, &self.fence);
         let released = crate::retry_transient(
             "releasing the lease",
             &mut self.backoff,

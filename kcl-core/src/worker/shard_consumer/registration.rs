@@ -33,6 +33,7 @@ impl Registration {
                 fence: fence.clone(),
                 stop: stop_sender,
                 valid_until,
+                releasing: false,
             },
         );
         let registration = Registration {
