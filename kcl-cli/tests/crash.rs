@@ -314,7 +314,6 @@ async fn acknowledged_records_survive_sigkill_of_the_server_and_the_worker_carri
                 .backoff(BackoffConfig {
                     initial: Duration::from_millis(20),
                     max: Duration::from_millis(300),
-                    multiplier: 2.0,
                     max_retries: 3,
                 }),
         )

@@ -2,15 +2,14 @@
 
 use std::time::Duration;
 
-/// How a source retries throttled and failed calls: exponential backoff with jitter.
+/// How a source retries throttled and failed calls: pauses that double from `initial` to `max`,
+/// with jitter ([`kcl_core::Backoff`], the policy every retrying loop of kcl-rs uses).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BackoffConfig {
     /// The first pause. Defaults to 100 ms.
     pub initial: Duration,
     /// The longest pause. Defaults to 10 s.
     pub max: Duration,
-    /// How much each pause grows. Defaults to 2.
-    pub multiplier: f64,
     /// How many retries a call gets before its transient error is returned to the caller (who
     /// may retry again). Defaults to 8, about 25 s of trying with the other defaults.
     pub max_retries: u32,
@@ -21,24 +20,7 @@ impl Default for BackoffConfig {
         BackoffConfig {
             initial: Duration::from_millis(100),
             max: Duration::from_secs(10),
-            multiplier: 2.0,
             max_retries: 8,
-        }
-    }
-}
-
-impl BackoffConfig {
-    /// The pause before retry number `retry` (0-based), before jitter.
-    pub fn pause(&self, retry: u32) -> Duration {
-        let factor = self
-            .multiplier
-            .max(1.0)
-            .powi(i32::try_from(retry).unwrap_or(i32::MAX));
-        let pause = self.initial.as_secs_f64() * factor;
-        if pause.is_finite() && pause < self.max.as_secs_f64() {
-            Duration::from_secs_f64(pause)
-        } else {
-            self.max
         }
     }
 }
@@ -91,12 +73,6 @@ impl KinesisSourceConfig {
                 "must be above zero and at most backoff.max",
             ));
         }
-        if !(self.backoff.multiplier >= 1.0 && self.backoff.multiplier.is_finite()) {
-            return Err(kcl_core::Error::invalid(
-                "backoff.multiplier",
-                "must be a finite number of at least 1",
-            ));
-        }
         Ok(())
     }
 }
@@ -106,24 +82,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pauses_grow_to_the_maximum() {
-        let backoff = BackoffConfig::default();
-        assert_eq!(backoff.pause(0), Duration::from_millis(100));
-        assert_eq!(backoff.pause(1), Duration::from_millis(200));
-        assert_eq!(backoff.pause(10), Duration::from_secs(10));
-        assert_eq!(backoff.pause(u32::MAX), Duration::from_secs(10));
-    }
-
-    #[test]
     fn validation_names_the_field() {
         let config = KinesisSourceConfig::default().backoff(BackoffConfig {
-            multiplier: 0.5,
+            initial: Duration::from_secs(20),
             ..BackoffConfig::default()
         });
         assert!(matches!(
             config.validate(),
             Err(kcl_core::Error::InvalidArgument {
-                field: "backoff.multiplier",
+                field: "backoff.initial",
                 ..
             })
         ));

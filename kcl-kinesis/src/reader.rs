@@ -78,7 +78,12 @@ impl KinesisShardReader {
             end: None,
         };
         let backoff = reader.config.backoff;
-        match with_backoff(&backoff, "GetShardIterator", || reader.new_iterator()).await {
+        let seed = reader.shard.to_string();
+        match with_backoff(&backoff, "GetShardIterator", &seed, || {
+            reader.new_iterator()
+        })
+        .await
+        {
             Ok(iterator) => {
                 reader.iterator = Some(iterator);
                 Ok(reader)
@@ -257,7 +262,7 @@ impl ShardReader for KinesisShardReader {
         }
         let limit = i32::try_from(max_records.clamp(1, MAX_GET_RECORDS)).unwrap_or(10_000);
         let backoff = self.config.backoff;
-        let mut retries = Retries::new(&backoff, "GetRecords");
+        let mut retries = Retries::new(&backoff, "GetRecords", self.shard.as_str());
         let mut renewals = 0;
         loop {
             match self.poll(limit).await {

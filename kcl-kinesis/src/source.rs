@@ -72,7 +72,7 @@ pub(crate) async fn list_all_shards(
     let mut next_token: Option<String> = None;
     loop {
         let token = next_token.clone();
-        let page = with_backoff(&config.backoff, "ListShards", || {
+        let page = with_backoff(&config.backoff, "ListShards", stream.as_str(), || {
             let request = match &token {
                 Some(token) => client.list_shards().next_token(token),
                 None => client.list_shards().stream_name(stream.as_str()),

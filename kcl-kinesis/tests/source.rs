@@ -217,7 +217,6 @@ async fn throttled_reads_are_retried_with_backoff() {
         .with_config(quick().backoff(BackoffConfig {
             initial: Duration::from_millis(200),
             max: Duration::from_millis(600),
-            multiplier: 2.0,
             max_retries: 10,
         }))
         .expect("config");

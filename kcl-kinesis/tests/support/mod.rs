@@ -45,7 +45,6 @@ pub fn quick() -> KinesisSourceConfig {
         .backoff(BackoffConfig {
             initial: Duration::from_millis(5),
             max: Duration::from_millis(50),
-            multiplier: 2.0,
             max_retries: 3,
         })
 }
