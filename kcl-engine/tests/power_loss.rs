@@ -6,10 +6,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use kcl_core::{Record, SequenceNumber, StartingPosition};
-use kcl_engine::{Durability, Engine, EngineConfig, PutRecordsEntry, SimulatedDisk, StreamOptions};
+use kcl_engine::{
+    Durability, Engine, EngineConfig, ManualClock, PutRecordsEntry, SimulatedDisk, StreamOptions,
+};
 
 const STREAM: &str = "s";
 const SHARD: &str = "shardId-000000000000";
@@ -135,4 +137,58 @@ fn numbers_seen_before_a_power_cut_never_name_other_records() {
             .collect();
         assert_eq!(numbers, all, "{durability:?}");
     }
+}
+
+/// Retention deletes old segments while the newer ones were created but their names never
+/// synced. After a power cut the directory must not come back with neither: a log that reopens
+/// empty would hand out again the numbers readers saw before the cut.
+#[test]
+fn retention_during_unsynced_segments_never_reissues_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SimulatedDisk::new();
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let config = || {
+        EngineConfig::durable(dir.path())
+            .durability(Durability::Interval(Duration::from_secs(3600)))
+            // The smallest segments, filled by one put of the old records below.
+            .segment_bytes(4096)
+            .clock(clock.clone())
+            .file_sync(Arc::new(disk.clone()))
+    };
+    let engine = Engine::open(config()).unwrap();
+    engine
+        .create_stream(STREAM, StreamOptions::with_shards(1))
+        .unwrap();
+    let old: Vec<PutRecordsEntry> = (0..8)
+        .map(|i| PutRecordsEntry::new("key", format!("old-{i}-{}", "x".repeat(1000))))
+        .collect();
+    let mut seen: Vec<SequenceNumber> = engine
+        .put_records(STREAM, &old)
+        .unwrap()
+        .into_iter()
+        .map(|result| result.unwrap().sequence_number)
+        .collect();
+    engine.sync().unwrap();
+    clock.advance(Duration::from_secs(25 * 3600));
+    seen.extend(put(&engine, "young", 10));
+    engine.enforce_retention().unwrap();
+    let read = common::read_all(&engine, STREAM, SHARD, StartingPosition::TrimHorizon);
+    assert_eq!(data(&read), labelled("young", 10));
+
+    disk.cut_power();
+    drop(engine);
+    disk.restore_power().unwrap();
+
+    let engine = Engine::open(config()).unwrap();
+    let after = put(&engine, "after", 10);
+    let newest_seen = seen.iter().max().unwrap();
+    let reissued: Vec<_> = after.iter().filter(|n| seen.contains(n)).collect();
+    assert!(
+        reissued.is_empty(),
+        "numbers seen before the power cut name new records: {reissued:?}"
+    );
+    assert!(
+        after.iter().all(|n| n > newest_seen),
+        "numbers after the power cut must follow every number seen before it: {after:?} vs {newest_seen:?}"
+    );
 }

@@ -1,7 +1,8 @@
 //! Regression tests for the ways a worker could lose, repeat or stall records when the
 //! application or the stream misbehaves: a failed batch at shutdown, a panicking processor
 //! factory, a merge racing its parents, a shard expired by retention, and LATEST resolved again
-//! by a new owner, a consumer restarted from a stale listing. Each one failed before its fix.
+//! by a new owner, a consumer restarted from a stale listing, a finished lease deleted while its
+//! shard was still listed. Each one failed before its fix.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -320,6 +321,67 @@ async fn a_closed_shard_removed_by_retention_lets_its_children_start() {
         processed,
         "the children never started: their parent's lease waits for a shard that is gone"
     );
+}
+
+/// A finished parent's lease is what tells a shard sync that the shard was processed: it stays,
+/// at SHARD_END, while the stream lists the shard, and goes once retention removed the shard.
+/// Deleted as soon as the children started, a sync whose shard listing lagged the lease table
+/// leased the parent again and processed it after its children (found by the simulation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_lease_stays_until_its_shard_leaves_the_stream() {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let engine = Engine::open(
+        EngineConfig::in_memory()
+            .read_wait(Duration::from_millis(50))
+            .clock(Arc::clone(&clock) as Arc<dyn kcl_engine::Clock>),
+    )
+    .unwrap();
+    engine
+        .create_stream(STREAM, StreamOptions::with_shards(1).retention_hours(24))
+        .unwrap();
+    let parent = put(&engine, "sensor", 5);
+    engine
+        .split_shard(STREAM, "shardId-000000000000", &(1_u128 << 127).to_string())
+        .unwrap();
+    let children = [put(&engine, &key_in_half(false), 3), put(&engine, &key_in_half(true), 3)];
+    let store = Arc::new(InMemoryLeaseStore::new());
+    let seen: Seen = Arc::default();
+    let sync = Duration::from_millis(100);
+    let handle = worker(
+        &engine,
+        &store,
+        config().shard_sync_interval(sync),
+        recorder(&seen, None),
+    );
+    let all = parent.len() + children.iter().map(Vec::len).sum::<usize>();
+    assert!(
+        eventually(Duration::from_secs(20), || seen.lock().unwrap().len() >= all).await,
+        "the shard and its children were not all processed: {:?}",
+        seen.lock().unwrap()
+    );
+    // Several shard syncs and cleanups later the parent's lease is still there, finished.
+    tokio::time::sleep(sync * 10).await;
+    assert_eq!(
+        lease(&store, 0).await.map(|lease| lease.checkpoint),
+        Some(Checkpoint::ShardEnd),
+        "the finished parent's lease must stay while the stream lists its shard"
+    );
+    // Retention removes the closed shard; the next cleanup deletes its lease, for good.
+    clock.advance(Duration::from_secs(25 * 3600));
+    engine.enforce_retention().unwrap();
+    let mut gone = false;
+    for _ in 0..1000 {
+        if lease(&store, 0).await.is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the lease of a shard retention removed was never deleted");
+    tokio::time::sleep(sync * 10).await;
+    assert!(lease(&store, 0).await.is_none(), "the deleted lease came back");
+    handle.shutdown().await.unwrap();
+    assert_eq!(seen_on(&seen, 0), parent, "the parent was processed once, in order");
 }
 
 /// A processor that takes the first batch it gets and never returns from it: a worker that
