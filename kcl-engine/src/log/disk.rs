@@ -564,6 +564,12 @@ impl ShardLog for DiskLog {
             .take_while(|segment| segment.max_arrival_ms().is_none_or(|max| max < cutoff_ms))
             .count();
 
+        // The newer segments' names are made durable before any older one goes: a power cut
+        // after the deletions must not leave a directory with neither, which would reopen as
+        // an empty log and hand out again the sequence numbers readers have seen.
+        if expired > 0 {
+            self.sync_names()?;
+        }
         let mut deleted = 0;
         let mut result = Ok(());
         for segment in self.sealed.iter().take(expired) {
