@@ -77,6 +77,7 @@ impl LeaseTaker {
 
     async fn cycle(&mut self, consumers: &mut JoinSet<()>) -> Result<Option<Duration>, Error> {
         let ctx = Arc::clone(&self.ctx);
+        let listed_at = Instant::now();
         let leases = ctx.store.list_leases(&ctx.stream).await?;
         let mut workers = ctx.store.live_workers(ctx.config.lease_duration).await?;
         if !workers.contains(&ctx.id) {
@@ -153,8 +154,14 @@ impl LeaseTaker {
                 break;
             }
             lacking -= 1;
+            // Steal only from an owner that renewed since the request (alive, and will learn
+            // of the steal at its next renewal). One that did not may be paused with its lease
+            // still valid by its own clock: its lease is taken when it expires.
             if asked_at.elapsed() >= ctx.config.handoff_timeout
                 && let Some(lease) = by_shard.get(&shard)
+                && lease
+                    .time_left
+                    .is_some_and(|left| listed_at + left > asked_at + ctx.config.lease_duration)
             {
                 tracing::info!(%shard, "handoff timed out; stealing");
                 if self.take(lease, TakeMode::Steal, consumers).await? {

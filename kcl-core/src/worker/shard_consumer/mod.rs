@@ -270,7 +270,9 @@ impl ShardConsumer {
                     checkpointer.batch_finished(true);
                     self.backoff.reset();
                     WorkerMetrics::add(&ctx.metrics.records_processed, input.records.len() as u64);
-                    return None;
+                    // A processor may swallow the checkpoint's lease-lost error: the lease is
+                    // gone all the same, and the next batch belongs to its new owner.
+                    return checkpointer.is_lost().then_some(Stop::LeaseLost);
                 }
                 Err(_) if checkpointer.is_lost() => {
                     checkpointer.batch_finished(false);
