@@ -60,7 +60,11 @@ fn seeds_that_once_broke_a_guarantee() {
     for failure in &failures {
         eprintln!("{failure}");
     }
-    assert!(failures.is_empty(), "{} seeds broke a guarantee again", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} seeds broke a guarantee again",
+        failures.len()
+    );
 }
 
 #[test]

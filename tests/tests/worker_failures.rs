@@ -343,7 +343,10 @@ async fn a_finished_lease_stays_until_its_shard_leaves_the_stream() {
     engine
         .split_shard(STREAM, "shardId-000000000000", &(1_u128 << 127).to_string())
         .unwrap();
-    let children = [put(&engine, &key_in_half(false), 3), put(&engine, &key_in_half(true), 3)];
+    let children = [
+        put(&engine, &key_in_half(false), 3),
+        put(&engine, &key_in_half(true), 3),
+    ];
     let store = Arc::new(InMemoryLeaseStore::new());
     let seen: Seen = Arc::default();
     let sync = Duration::from_millis(100);
@@ -355,7 +358,9 @@ async fn a_finished_lease_stays_until_its_shard_leaves_the_stream() {
     );
     let all = parent.len() + children.iter().map(Vec::len).sum::<usize>();
     assert!(
-        eventually(Duration::from_secs(20), || seen.lock().unwrap().len() >= all).await,
+        eventually(Duration::from_secs(20), || seen.lock().unwrap().len()
+            >= all)
+        .await,
         "the shard and its children were not all processed: {:?}",
         seen.lock().unwrap()
     );
@@ -377,11 +382,21 @@ async fn a_finished_lease_stays_until_its_shard_leaves_the_stream() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(gone, "the lease of a shard retention removed was never deleted");
+    assert!(
+        gone,
+        "the lease of a shard retention removed was never deleted"
+    );
     tokio::time::sleep(sync * 10).await;
-    assert!(lease(&store, 0).await.is_none(), "the deleted lease came back");
+    assert!(
+        lease(&store, 0).await.is_none(),
+        "the deleted lease came back"
+    );
     handle.shutdown().await.unwrap();
-    assert_eq!(seen_on(&seen, 0), parent, "the parent was processed once, in order");
+    assert_eq!(
+        seen_on(&seen, 0),
+        parent,
+        "the parent was processed once, in order"
+    );
 }
 
 /// A processor that takes the first batch it gets and never returns from it: a worker that

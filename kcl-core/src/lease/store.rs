@@ -133,7 +133,8 @@ pub trait LeaseStore: Send + Sync + Debug {
         children: &[ShardId],
     ) -> Result<(), Error>;
 
-    /// Deletes the lease (a finished parent whose children all started); `true` if it existed.
+    /// Deletes the lease (a finished parent whose children all started and whose shard left the
+    /// stream); `true` if it existed.
     async fn delete_lease(&self, key: &LeaseKey) -> Result<bool, Error>;
 
     /// Registers `worker` or refreshes its heartbeat, on the store's clock.

@@ -1,9 +1,9 @@
 //! Leases for the stream's shards: created for shards that lack one, deleted for finished
-//! parents whose children have all started.
+//! parents whose children have all started and whose shards the stream no longer lists.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::lease::{Checkpoint, Lease, LeaseKey, NewLease};
+use crate::lease::{Checkpoint, Lease, NewLease};
 use crate::worker::InitialPosition;
 use crate::worker::context::WorkerContext;
 use crate::{Error, ShardDescription, ShardId};
@@ -18,8 +18,8 @@ use crate::{Error, ShardDescription, ShardId};
 /// without its parent.
 ///
 /// The leases are listed before the shards: a shard whose lease was deleted (finished, its
-/// children started) before the lease listing has those children in the later shard listing,
-/// so it is never leased again. Listing the other way round, a delayed lease listing could
+/// children started, itself gone from the stream) before the lease listing is not in the later
+/// shard listing, so it is never leased again. Listing the other way round, a delayed lease listing could
 /// miss a lease deleted after a shard listing that did not show the children yet.
 /// Returns the ids of the shards the stream listed.
 pub(crate) async fn create_missing_leases(ctx: &WorkerContext) -> Result<BTreeSet<ShardId>, Error> {
@@ -132,40 +132,60 @@ pub(crate) fn parents_finished(lease: &Lease, by_shard: &BTreeMap<ShardId, &Leas
     })
 }
 
-/// Deletes the leases of finished shards once every child has started (been taken at least
-/// once), so the table does not grow with every resharding.
+/// Deletes the leases of finished shards that the stream no longer lists (retention removed
+/// them) once every child has started (been taken at least once), so the table does not grow
+/// with every resharding.
+///
+/// A finished lease stays while its shard is listed: it is what tells a shard sync that the
+/// shard was processed. Deleted earlier, a sync whose shard listing lags the lease table (it
+/// shows the parent but not yet the descendants whose leases the readers created) would lease
+/// the parent again at `TRIM_HORIZON` and process it after its children. The shards are listed
+/// after the leases, so a shard missing from the listing is gone for good.
 pub(crate) async fn delete_finished_parents(ctx: &WorkerContext) -> Result<usize, Error> {
     let leases = ctx.store.list_leases(&ctx.stream).await?;
     let by_shard: BTreeMap<ShardId, &Lease> = leases
         .iter()
         .map(|lease| (lease.key.shard.clone(), lease))
         .collect();
+    let finished: Vec<&Lease> = leases
+        .iter()
+        .filter(|lease| lease.checkpoint == Checkpoint::ShardEnd && lease.owner.is_none())
+        .filter(|lease| {
+            let children: Vec<&ShardId> = if lease.child_shard_ids.is_empty() {
+                leases
+                    .iter()
+                    .filter(|child| child.parent_shard_ids.contains(&lease.key.shard))
+                    .map(|child| &child.key.shard)
+                    .collect()
+            } else {
+                lease.child_shard_ids.iter().collect()
+            };
+            !children.is_empty()
+                && children.iter().all(|child| {
+                    by_shard
+                        .get(*child)
+                        .is_some_and(|child| child.epoch > 0 || !child.checkpoint.is_initial())
+                })
+        })
+        .collect();
+    if finished.is_empty() {
+        return Ok(0);
+    }
+    let listed: BTreeSet<ShardId> = ctx
+        .source
+        .list_shards(&ctx.stream)
+        .await?
+        .into_iter()
+        .map(|shard| shard.shard_id)
+        .collect();
     let mut deleted = 0;
-    for lease in &leases {
-        if lease.checkpoint != Checkpoint::ShardEnd || lease.owner.is_some() {
-            continue;
-        }
-        let children: Vec<&ShardId> = if lease.child_shard_ids.is_empty() {
-            leases
-                .iter()
-                .filter(|child| child.parent_shard_ids.contains(&lease.key.shard))
-                .map(|child| &child.key.shard)
-                .collect()
-        } else {
-            lease.child_shard_ids.iter().collect()
-        };
-        let all_started = !children.is_empty()
-            && children.iter().all(|child| {
-                by_shard
-                    .get(*child)
-                    .is_some_and(|child| child.epoch > 0 || !child.checkpoint.is_initial())
-            });
-        if all_started {
-            let key = LeaseKey::new(ctx.stream.clone(), lease.key.shard.clone());
-            if ctx.store.delete_lease(&key).await? {
-                tracing::debug!(lease = %key, "deleted finished parent lease");
-                deleted += 1;
-            }
+    for lease in finished
+        .into_iter()
+        .filter(|lease| !listed.contains(&lease.key.shard))
+    {
+        if ctx.store.delete_lease(&lease.key).await? {
+            tracing::debug!(lease = %lease.key, "deleted finished parent lease");
+            deleted += 1;
         }
     }
     Ok(deleted)
