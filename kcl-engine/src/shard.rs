@@ -143,78 +143,77 @@ impl Shard {
             Some(last) if last > now => last,
             _ => now,
         });
-        let mut admitted = Vec::with_capacity(records.len());
+        // The limits decide before anything is numbered, so that the records are numbered as
+        // they are built, and only when some are admitted.
         let mut refusals = Vec::new();
-        for (position, pending) in records.into_iter().enumerate() {
-            let size = pending.data.len() + pending.partition_key.as_str().len();
-            let refusal = state
-                .limiter
-                .as_mut()
-                .and_then(|limiter| limiter.admit_write(size).err());
-            match refusal {
-                Some(refusal) => refusals.push((position, refusal)),
-                None => admitted.push(pending),
+        if let Some(limiter) = state.limiter.as_mut() {
+            for (position, pending) in records.iter().enumerate() {
+                let size = pending.data.len() + pending.partition_key.as_str().len();
+                if let Err(refusal) = limiter.admit_write(size) {
+                    refusals.push((position, refusal));
+                }
             }
         }
-        let count = admitted.len();
-        let written = if admitted.is_empty() {
+        let total = records.len();
+        let count = total - refusals.len();
+        let written = if count == 0 {
             Ok(Vec::new())
         } else {
-            self.write(&mut state, admitted, arrival, fsync)
+            let mut refused = refusals.iter().map(|&(position, _)| position).peekable();
+            let admitted = records
+                .into_iter()
+                .enumerate()
+                .filter(|(position, _)| refused.next_if_eq(position).is_none())
+                .map(|(_, pending)| pending);
+            self.write(&mut state, admitted, count, arrival, fsync)
         };
-        if written.is_ok() && count > 0 {
+        let appended = count > 0 && written.is_ok();
+        if appended {
             state.dirty = !fsync;
         }
         drop(state);
-        let outputs: Vec<Result<PutRecordOutput, Error>> = match written {
-            Ok(records) => {
-                if !records.is_empty() {
-                    self.appended.notify_waiters();
-                }
-                records
-                    .into_iter()
-                    .map(|record| {
-                        Ok(PutRecordOutput {
-                            shard_id: self.id.clone(),
-                            sequence_number: record.sequence_number,
-                        })
-                    })
-                    .collect()
-            }
-            Err(error) => (0..count).map(|_| Err(error.duplicate())).collect(),
-        };
+        if appended {
+            self.appended.notify_waiters();
+        }
 
-        let mut results = Vec::with_capacity(count + refusals.len());
+        let mut results = Vec::with_capacity(total);
         let mut refusals = refusals.into_iter().peekable();
-        let mut outputs = outputs.into_iter();
-        while results.len() < results.capacity() {
-            if let Some((_, refusal)) = refusals.next_if(|(position, _)| *position == results.len())
-            {
-                results.push(Err(Error::ThroughputExceeded {
+        let mut written = written.map(Vec::into_iter);
+        while results.len() < total {
+            let result = match refusals.next_if(|(position, _)| *position == results.len()) {
+                Some((_, refusal)) => Err(Error::ThroughputExceeded {
                     stream: stream.to_owned(),
                     shard: self.id.to_string(),
                     limit: refusal.describe(),
-                }));
-            } else if let Some(output) = outputs.next() {
-                results.push(output);
-            } else {
-                break;
-            }
+                }),
+                None => match &mut written {
+                    Ok(records) => match records.next() {
+                        Some(record) => Ok(PutRecordOutput {
+                            shard_id: self.id.clone(),
+                            sequence_number: record.sequence_number,
+                        }),
+                        None => break,
+                    },
+                    Err(error) => Err(error.duplicate()),
+                },
+            };
+            results.push(result);
         }
         results
     }
 
-    /// Numbers `records` and appends them to the log (fsynced when `fsync`), all or none.
+    /// Numbers the `count` `records` as it builds them and appends them to the log (fsynced
+    /// when `fsync`), all or none.
     fn write(
         &self,
         state: &mut ShardState,
-        records: Vec<PendingRecord>,
+        records: impl Iterator<Item = PendingRecord>,
+        count: usize,
         arrival: SystemTime,
         fsync: bool,
     ) -> Result<Vec<Record>, Error> {
         let first_offset = state.log.next_offset();
-        let count = u64::try_from(records.len()).unwrap_or(u64::MAX);
-        if first_offset.saturating_add(count) >= OFFSET_LIMIT {
+        if first_offset.saturating_add(u64::try_from(count).unwrap_or(u64::MAX)) >= OFFSET_LIMIT {
             return Err(Error::LimitExceeded {
                 message: format!(
                     "shard {} has used up its offsets ({OFFSET_LIMIT} records)",
@@ -223,20 +222,20 @@ impl Shard {
             });
         }
         let generation = state.log.writing_generation()?;
-        let records: Vec<Record> = (first_offset..)
-            .zip(records)
-            .map(|(offset, pending)| Record {
+        let mut numbered = Vec::with_capacity(count);
+        for (offset, pending) in (first_offset..).zip(records) {
+            numbered.push(Record {
                 sequence_number: sequence::encode(self.index, Position::new(generation, offset)),
                 partition_key: pending.partition_key,
                 data: pending.data,
                 approximate_arrival: arrival,
-            })
-            .collect();
-        state.log.append(&records)?;
+            });
+        }
+        state.log.append(&numbered)?;
         if fsync {
             state.log.sync()?;
         }
-        Ok(records)
+        Ok(numbered)
     }
 
     /// Closes the shard after its last record, naming the children that continue it.

@@ -285,6 +285,53 @@ fn throughput_limits_refuse_with_a_distinct_error_when_enabled() {
 }
 
 #[test]
+fn records_refused_between_admitted_ones_take_no_sequence_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        EngineConfig::durable(dir.path()).throughput_limits(ThroughputLimits::KINESIS),
+    )
+    .unwrap();
+    engine
+        .create_stream("s", StreamOptions::with_shards(1))
+        .unwrap();
+    // The first large record leaves too few of the second's 1 MiB of bytes for another one.
+    let large = vec![b'x'; 1000 * 1024];
+    let batch = vec![
+        PutRecordsEntry::new("a", large.clone()),
+        PutRecordsEntry::new("b", large.clone()),
+        PutRecordsEntry::new("c", "small"),
+        PutRecordsEntry::new("d", large),
+        PutRecordsEntry::new("e", "small"),
+    ];
+    let results = engine.put_records("s", &batch).unwrap();
+    let refused: Vec<bool> = results
+        .iter()
+        .map(|result| matches!(result, Err(Error::ThroughputExceeded { .. })))
+        .collect();
+    assert_eq!(refused, [false, true, false, true, false], "{results:?}");
+    let numbers: Vec<_> = results
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|output| output.sequence_number)
+        .collect();
+
+    let mut reader = engine
+        .open_reader("s", SHARD, StartingPosition::TrimHorizon)
+        .unwrap();
+    let read = reader.read(10).unwrap().records;
+    let keys: Vec<_> = read
+        .iter()
+        .map(|record| record.partition_key.as_str())
+        .collect();
+    assert_eq!(keys, ["a", "c", "e"]);
+    let read_numbers: Vec<_> = read
+        .into_iter()
+        .map(|record| record.sequence_number)
+        .collect();
+    assert_eq!(read_numbers, numbers);
+}
+
+#[test]
 fn deleting_a_stream_stops_its_readers() {
     let engine = Engine::in_memory();
     engine
