@@ -40,7 +40,8 @@ pub use lease::conformance as lease_store_conformance;
 pub use lease::load as lease_store_load;
 pub use lease::{
     Checkpoint, CheckpointUpdate, Fence, InMemoryLeaseStore, Lease, LeaseKey, LeaseRow, LeaseStore,
-    MAX_WORKER_ID_LEN, NewLease, PendingCheckpoint, TakeMode, WorkerId, lease_duration_millis,
+    LivenessHold, MAX_WORKER_ID_LEN, NewLease, PendingCheckpoint, TakeMode, WorkerId,
+    lease_duration_millis,
 };
 pub use lease::{FaultInjectingLeaseStore, InjectedFaults, LeaseStoreFault, LeaseStoreOp};
 pub use position::StartingPosition;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kcl_core::{
-    CheckpointUpdate, Error, Fence, InMemoryLeaseStore, Lease, LeaseKey, LeaseStore, NewLease,
-    ShardId, StreamName, TakeMode, WorkerId,
+    CheckpointUpdate, Error, Fence, InMemoryLeaseStore, Lease, LeaseKey, LeaseStore, LivenessHold,
+    NewLease, ShardId, StreamName, TakeMode, WorkerId,
 };
 
 use crate::history::{Event, History, WorkerName};
@@ -200,5 +200,16 @@ impl LeaseStore for AuditedLeaseStore {
 
     async fn live_workers(&self, timeout: Duration) -> Result<Vec<WorkerId>, Error> {
         self.inner.live_workers(timeout).await
+    }
+
+    async fn hold_liveness(
+        &self,
+        worker: &WorkerId,
+    ) -> Result<Option<Box<dyn LivenessHold>>, Error> {
+        self.inner.hold_liveness(worker).await
+    }
+
+    async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {
+        self.inner.dead_workers(workers).await
     }
 }

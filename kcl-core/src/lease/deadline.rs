@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::lease::{
-    CheckpointUpdate, Fence, Lease, LeaseKey, LeaseStore, NewLease, TakeMode, WorkerId,
+    CheckpointUpdate, Fence, Lease, LeaseKey, LeaseStore, LivenessHold, NewLease, TakeMode,
+    WorkerId,
 };
 use crate::{Error, ShardId, StreamName};
 
@@ -160,6 +161,19 @@ impl LeaseStore for DeadlineLeaseStore {
 
     async fn live_workers(&self, timeout: Duration) -> Result<Vec<WorkerId>, Error> {
         self.bounded("live_workers", self.inner.live_workers(timeout))
+            .await
+    }
+
+    async fn hold_liveness(
+        &self,
+        worker: &WorkerId,
+    ) -> Result<Option<Box<dyn LivenessHold>>, Error> {
+        self.bounded("hold_liveness", self.inner.hold_liveness(worker))
+            .await
+    }
+
+    async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {
+        self.bounded("dead_workers", self.inner.dead_workers(workers))
             .await
     }
 }

@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use crate::lease::WorkerId;
-use crate::lease::{CheckpointUpdate, Fence, Lease, LeaseKey, LeaseStore, NewLease, TakeMode};
+use crate::lease::{
+    CheckpointUpdate, Fence, Lease, LeaseKey, LeaseStore, LivenessHold, NewLease, TakeMode,
+};
 use crate::{Error, ShardId, StreamName};
 
 /// One method of the [`LeaseStore`] trait, as the fault injector names it.
@@ -44,11 +46,15 @@ pub enum LeaseStoreOp {
     DeregisterWorker,
     /// [`LeaseStore::live_workers`].
     LiveWorkers,
+    /// [`LeaseStore::hold_liveness`].
+    HoldLiveness,
+    /// [`LeaseStore::dead_workers`].
+    DeadWorkers,
 }
 
 impl LeaseStoreOp {
     /// Every operation, in the trait's order.
-    pub const ALL: [LeaseStoreOp; 14] = [
+    pub const ALL: [LeaseStoreOp; 16] = [
         LeaseStoreOp::CreateLeaseIfAbsent,
         LeaseStoreOp::GetLease,
         LeaseStoreOp::ListLeases,
@@ -63,6 +69,8 @@ impl LeaseStoreOp {
         LeaseStoreOp::Heartbeat,
         LeaseStoreOp::DeregisterWorker,
         LeaseStoreOp::LiveWorkers,
+        LeaseStoreOp::HoldLiveness,
+        LeaseStoreOp::DeadWorkers,
     ];
 
     /// The trait method's name.
@@ -82,6 +90,8 @@ impl LeaseStoreOp {
             LeaseStoreOp::Heartbeat => "heartbeat",
             LeaseStoreOp::DeregisterWorker => "deregister_worker",
             LeaseStoreOp::LiveWorkers => "live_workers",
+            LeaseStoreOp::HoldLiveness => "hold_liveness",
+            LeaseStoreOp::DeadWorkers => "dead_workers",
         }
     }
 
@@ -90,7 +100,10 @@ impl LeaseStoreOp {
     pub fn is_write(self) -> bool {
         !matches!(
             self,
-            LeaseStoreOp::GetLease | LeaseStoreOp::ListLeases | LeaseStoreOp::LiveWorkers
+            LeaseStoreOp::GetLease
+                | LeaseStoreOp::ListLeases
+                | LeaseStoreOp::LiveWorkers
+                | LeaseStoreOp::DeadWorkers
         )
     }
 }
@@ -502,6 +515,19 @@ impl LeaseStore for FaultInjectingLeaseStore {
 
     async fn live_workers(&self, timeout: Duration) -> Result<Vec<WorkerId>, Error> {
         self.call(LeaseStoreOp::LiveWorkers, self.inner.live_workers(timeout))
+            .await
+    }
+
+    async fn hold_liveness(
+        &self,
+        worker: &WorkerId,
+    ) -> Result<Option<Box<dyn LivenessHold>>, Error> {
+        self.call(LeaseStoreOp::HoldLiveness, self.inner.hold_liveness(worker))
+            .await
+    }
+
+    async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {
+        self.call(LeaseStoreOp::DeadWorkers, self.inner.dead_workers(workers))
             .await
     }
 }

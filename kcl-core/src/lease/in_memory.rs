@@ -1,7 +1,7 @@
 //! The reference lease store: a map behind a mutex, on the process's monotonic clock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -9,7 +9,8 @@ use tokio::time::Instant;
 use async_trait::async_trait;
 
 use crate::lease::{
-    CheckpointUpdate, Fence, Lease, LeaseKey, LeaseRow, LeaseStore, NewLease, TakeMode, WorkerId,
+    CheckpointUpdate, Fence, Lease, LeaseKey, LeaseRow, LeaseStore, LivenessHold, NewLease,
+    TakeMode, WorkerId,
 };
 use crate::{Error, ShardId, StreamName};
 
@@ -47,6 +48,21 @@ pub struct InMemoryLeaseStore {
 struct State {
     leases: BTreeMap<LeaseKey, LeaseRow>,
     heartbeats: HashMap<WorkerId, i64>,
+    /// Workers that held liveness, each with its hold's token: alive while the token is.
+    liveness: HashMap<WorkerId, Weak<()>>,
+}
+
+/// The in-memory store's liveness: a token whose drop stands for the process's death.
+#[derive(Debug)]
+struct TokenHold {
+    _token: Arc<()>,
+}
+
+#[async_trait]
+impl LivenessHold for TokenHold {
+    async fn check(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 impl Default for InMemoryLeaseStore {
@@ -199,7 +215,9 @@ impl LeaseStore for InMemoryLeaseStore {
     }
 
     async fn deregister_worker(&self, worker: &WorkerId) -> Result<(), Error> {
-        self.state().heartbeats.remove(worker);
+        let mut state = self.state();
+        state.heartbeats.remove(worker);
+        state.liveness.remove(worker);
         Ok(())
     }
 
@@ -215,5 +233,33 @@ impl LeaseStore for InMemoryLeaseStore {
             .collect();
         live.sort();
         Ok(live)
+    }
+
+    async fn hold_liveness(
+        &self,
+        worker: &WorkerId,
+    ) -> Result<Option<Box<dyn LivenessHold>>, Error> {
+        let token = Arc::new(());
+        self.state()
+            .liveness
+            .insert(worker.clone(), Arc::downgrade(&token));
+        Ok(Some(Box::new(TokenHold { _token: token })))
+    }
+
+    async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {
+        let state = self.state();
+        let mut dead: Vec<WorkerId> = workers
+            .iter()
+            .filter(|worker| {
+                state
+                    .liveness
+                    .get(*worker)
+                    .is_some_and(|token| token.strong_count() == 0)
+            })
+            .cloned()
+            .collect();
+        dead.sort();
+        dead.dedup();
+        Ok(dead)
     }
 }

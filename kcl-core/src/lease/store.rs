@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::lease::{CheckpointUpdate, Fence, Lease, LeaseKey, NewLease, TakeMode, WorkerId};
+use crate::lease::{
+    CheckpointUpdate, Fence, Lease, LeaseKey, LivenessHold, NewLease, TakeMode, WorkerId,
+};
 use crate::{Error, ShardId, StreamName};
 
 /// Where workers agree who processes which shard and where each shard's checkpoint is.
@@ -56,13 +58,20 @@ use crate::{Error, ShardId, StreamName};
 /// 8. **Workers.** [`heartbeat`](Self::heartbeat) registers a worker or refreshes it;
 ///    [`live_workers`](Self::live_workers) lists those whose last heartbeat is younger than the
 ///    timeout, on the store's clock.
-/// 9. **Errors.** An unknown lease is [`Error::NotFound`] (kind `lease`). Transient failures
+/// 9. **Liveness** (optional). [`hold_liveness`](Self::hold_liveness) binds a worker's
+///    liveness to its process: while the returned [`LivenessHold`] lives, the worker is not
+///    reported by [`dead_workers`](Self::dead_workers); once the process dies or the hold is
+///    dropped, it is, at once. A worker that never held liveness, or deregistered, is never
+///    reported dead: without the capability, or for workers that do not use it, takeovers wait
+///    for lease expiry. Being reported dead is proof, not suspicion: a paused or partitioned
+///    process keeps its hold.
+/// 10. **Errors.** An unknown lease is [`Error::NotFound`] (kind `lease`). Transient failures
 ///    (connection lost, database restarting or busy) are [`Error::Unavailable`]
 ///    ([`Error::is_transient`]): retry with backoff. After a transient error the outcome of a
 ///    write is unknown: re-read the lease, or retry the same write (takes excepted, a retried
 ///    write of the same values is harmless). Lost leases, conflicts and backwards checkpoints
 ///    are decisions: never retry them as they are.
-/// 10. **Text** (worker ids, application state bytes) is stored and read back unchanged; stores
+/// 11. **Text** (worker ids, application state bytes) is stored and read back unchanged; stores
 ///     never build SQL from it.
 #[async_trait]
 pub trait LeaseStore: Send + Sync + Debug {
@@ -145,4 +154,21 @@ pub trait LeaseStore: Send + Sync + Debug {
 
     /// Workers whose last heartbeat is younger than `timeout` on the store's clock, ordered by id.
     async fn live_workers(&self, timeout: Duration) -> Result<Vec<WorkerId>, Error>;
+
+    /// Binds `worker`'s liveness to the returned hold, and so to this process (see the
+    /// contract, clause 9). `None` if this store cannot: the default.
+    async fn hold_liveness(
+        &self,
+        worker: &WorkerId,
+    ) -> Result<Option<Box<dyn LivenessHold>>, Error> {
+        let _ = worker;
+        Ok(None)
+    }
+
+    /// Of `workers`, those provably dead: each held liveness in this store and holds it no
+    /// longer (its process died or dropped the hold). Ordered by id; empty by default.
+    async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {
+        let _ = workers;
+        Ok(Vec::new())
+    }
 }

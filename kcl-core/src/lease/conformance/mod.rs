@@ -29,6 +29,7 @@ mod durations;
 mod fencing;
 mod handoff;
 mod lineage;
+mod liveness;
 mod outcome;
 mod scope;
 mod take;
@@ -53,6 +54,7 @@ pub use fencing::{
 };
 pub use handoff::handoff_request_and_completion;
 pub use lineage::child_shards_are_recorded_and_leases_deleted;
+pub use liveness::a_dropped_liveness_hold_reports_the_worker_dead;
 pub use scope::Scope;
 pub use take::{
     exactly_one_winner_when_32_tasks_race_to_take,
@@ -80,6 +82,7 @@ pub async fn run_all(store: Arc<dyn LeaseStore>) {
     handoff_request_and_completion(store.clone()).await;
     child_shards_are_recorded_and_leases_deleted(store.clone()).await;
     live_workers_drop_a_stopped_heartbeat(store.clone()).await;
+    a_dropped_liveness_hold_reports_the_worker_dead(store.clone()).await;
     free_text_round_trips_unchanged(store).await;
 }
 
@@ -114,6 +117,7 @@ macro_rules! lease_store_conformance_tests {
             handoff_request_and_completion,
             child_shards_are_recorded_and_leases_deleted,
             live_workers_drop_a_stopped_heartbeat,
+            a_dropped_liveness_hold_reports_the_worker_dead,
             free_text_round_trips_unchanged,
         );
     };
