@@ -1,4 +1,5 @@
-//! SQLite and sqlx failures as `kcl_core::Error`: busy and lost I/O are transient, the rest is not.
+//! SQLite, sqlx and lock-file failures as `kcl_core::Error`: busy and lost I/O are transient, the
+//! rest is not.
 
 use kcl_core::Error;
 
@@ -33,5 +34,12 @@ pub(crate) fn from_sqlx(what: &str, e: sqlx::Error) -> Error {
         _ => Error::Storage {
             message: format!("SQLite failed while {what}: {e}"),
         },
+    }
+}
+
+/// Maps a failure of the file system met while doing `what` (the liveness lock files).
+pub(crate) fn from_io(what: &str, e: std::io::Error) -> Error {
+    Error::Storage {
+        message: format!("the file system failed while {what}: {e}"),
     }
 }

@@ -35,6 +35,7 @@
 
 mod config;
 mod error_mapping;
+mod liveness;
 mod migrations;
 mod row_codec;
 mod store;

@@ -6,7 +6,10 @@ use crate::error_mapping::from_sqlx;
 use kcl_core::Error;
 
 /// Every migration, in order; the database's `user_version` is the count applied.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_create_leases.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_create_leases.sql"),
+    include_str!("../migrations/0002_liveness.sql"),
+];
 
 /// Brings the schema up to date. Safe to run from several processes at once: the check and the
 /// migrations run in one `BEGIN IMMEDIATE` transaction.

@@ -1,13 +1,14 @@
 //! `SqliteLeaseStore`: every lease write is a `BEGIN IMMEDIATE` transaction that reads the row,
 //! applies the contract's transition (`kcl_core::LeaseRow`) and writes it back.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use kcl_core::{
-    CheckpointUpdate, Error, Fence, Lease, LeaseKey, LeaseRow, LeaseStore, NewLease, ShardId,
-    StreamName, TakeMode, WorkerId,
+    CheckpointUpdate, Error, Fence, Lease, LeaseKey, LeaseRow, LeaseStore, LivenessHold, NewLease,
+    ShardId, StreamName, TakeMode, WorkerId,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -15,7 +16,8 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use crate::SqliteLeaseStoreConfig;
-use crate::error_mapping::from_sqlx;
+use crate::error_mapping::{from_io, from_sqlx};
+use crate::liveness::LockDir;
 use crate::migrations;
 use crate::row_codec::{decode, epoch_column, join_shard_ids, lease_columns};
 
@@ -30,9 +32,18 @@ use crate::row_codec::{decode, epoch_column, join_shard_ids, lease_columns};
 /// Expiry and heartbeats use this machine's clock, read once per operation after the write
 /// lock is held. Sequence numbers are stored as text and compared as numbers in Rust, inside
 /// that transaction (SQLite has no exact integer wider than 64 bits).
+///
+/// Liveness ([`hold_liveness`](LeaseStore::hold_liveness)) is an exclusive operating-system
+/// lock ([`std::fs::File::try_lock`]) on a file of the directory `<database file>.liveness`
+/// beside the database, which the operating system lets go of when the holding process dies;
+/// holding the liveness of a worker whose hold is still in force, in this process or another,
+/// is the transient [`Error::Unavailable`]. An in-memory database has no file to lock beside
+/// it, so there `hold_liveness` is `Ok(None)` (no capability) and nobody is reported dead.
 #[derive(Debug, Clone)]
 pub struct SqliteLeaseStore {
     pool: SqlitePool,
+    /// The liveness lock files; `None` for an in-memory database.
+    liveness: Option<LockDir>,
 }
 
 /// Milliseconds since the Unix epoch on this machine's clock.
@@ -63,6 +74,9 @@ impl SqliteLeaseStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(config.busy_timeout);
+        // Every process must name the same lock files, whatever its working directory.
+        let database = (!config.is_in_memory() && !options.get_filename().as_os_str().is_empty())
+            .then(|| options.get_filename().to_owned());
         let pool_options = if config.is_in_memory() {
             // An in-memory database lives as long as its one connection: never close it.
             SqlitePoolOptions::new()
@@ -86,7 +100,15 @@ impl SqliteLeaseStore {
                 },
             })?;
         migrations::run(&pool).await?;
-        Ok(SqliteLeaseStore { pool })
+        // Connecting created the file, so it can be made absolute now.
+        let liveness = database
+            .map(|path| {
+                std::fs::canonicalize(&path)
+                    .map(|path| LockDir::beside(&path))
+                    .map_err(|e| from_io(&format!("resolving {}", path.display()), e))
+            })
+            .transpose()?;
+        Ok(SqliteLeaseStore { pool, liveness })
     }
 
     /// Closes the pool's connections; later calls fail.
@@ -321,6 +343,18 @@ impl LeaseStore for SqliteLeaseStore {
             .execute(&self.pool)
             .await
             .map_err(|e| from_sqlx(&format!("deregistering {worker}"), e))?;
+        let lock_file: Option<i64> =
+            sqlx::query_scalar("DELETE FROM kcl_liveness WHERE worker_id = ?1 RETURNING id")
+                .bind(worker.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| from_sqlx(&format!("forgetting the liveness of {worker}"), e))?;
+        // The row is gone, so the file no longer matters: removing it only tidies up.
+        if let (Some(dir), Some(id)) = (&self.liveness, lock_file)
+            && let Err(e) = dir.remove(id)
+        {
+            tracing::warn!(%worker, error = %e, "a deregistered worker's liveness lock file stays");
+        }
         Ok(())
     }
 
@@ -340,5 +374,57 @@ impl LeaseStore for SqliteLeaseStore {
                 })
             })
             .collect()
+    }
+
+    async fn hold_liveness(
+        &self,
+        worker: &WorkerId,
+    ) -> Result<Option<Box<dyn LivenessHold>>, Error> {
+        let Some(dir) = &self.liveness else {
+            return Ok(None);
+        };
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO kcl_liveness (worker_id) VALUES (?1) \
+             ON CONFLICT (worker_id) DO UPDATE SET worker_id = excluded.worker_id RETURNING id",
+        )
+        .bind(worker.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| from_sqlx(&format!("recording the liveness of {worker}"), e))?;
+        let hold = dir.hold(id, worker)?;
+        // Only now is an unlocked file proof of death.
+        let held = sqlx::query("UPDATE kcl_liveness SET held = 1 WHERE id = ?1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(&format!("recording the liveness of {worker}"), e))?;
+        if held.rows_affected() == 0 {
+            return Err(Error::Unavailable {
+                message: format!("{worker} deregistered while taking its liveness"),
+            });
+        }
+        Ok(Some(Box::new(hold)))
+    }
+
+    async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {
+        let Some(dir) = &self.liveness else {
+            return Ok(Vec::new());
+        };
+        // One query for all: the table has a row per worker that ever held liveness here.
+        let held: Vec<(String, i64)> =
+            sqlx::query_as("SELECT worker_id, id FROM kcl_liveness WHERE held = 1")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| from_sqlx("reading the workers' liveness", e))?;
+        let held: BTreeMap<String, i64> = held.into_iter().collect();
+        let mut dead = Vec::new();
+        for worker in workers.iter().collect::<BTreeSet<_>>() {
+            if let Some(&id) = held.get(worker.as_str())
+                && dir.is_released(id)?
+            {
+                dead.push(worker.clone());
+            }
+        }
+        Ok(dead)
     }
 }

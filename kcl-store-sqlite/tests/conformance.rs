@@ -14,6 +14,8 @@ pub fn fresh_database(name: &str) -> PathBuf {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
+    // The liveness lock files beside it.
+    let _ = std::fs::remove_dir_all(format!("{}.liveness", path.display()));
     path
 }
 

@@ -7,8 +7,13 @@
 //! processes); then a steal-and-checkpoint free-for-all on one lease, after which the merged
 //! record must show exactly one taker per epoch, checkpoints only from that epoch's taker
 //! (fencing), never a checkpoint lower than an earlier one, and the last one stored.
+//!
+//! A second test runs itself the same way (with `KCL_SQLITE_LIVENESS_DB` set) to kill the child:
+//! the child holds a worker's liveness, the parent sees that worker alive, kills the child with
+//! `SIGKILL` and sees the worker dead.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -289,4 +294,75 @@ async fn two_processes_race_on_one_database_file() {
         "free-for-all: {last_epoch} steals, {} checkpoints accepted",
         checkpoints.len()
     );
+}
+
+const LIVENESS_TEST_NAME: &str = "a_killed_process_is_reported_dead";
+const LIVENESS_CHILD_ENV: &str = "KCL_SQLITE_LIVENESS_DB";
+const LIVENESS_READY: &str = "KCL-LIVENESS-READY";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_is_reported_dead() {
+    let worker = WorkerId::new("killed-worker").unwrap();
+    if let Ok(path) = std::env::var(LIVENESS_CHILD_ENV) {
+        let store = open(&path).await;
+        let _hold = store.hold_liveness(&worker).await.unwrap().unwrap();
+        println!("{LIVENESS_READY}");
+        // The parent kills this process; should it not, the process still ends.
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        return;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("liveness.db").display().to_string();
+    let store = open(&path).await;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            LIVENESS_TEST_NAME,
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(LIVENESS_CHILD_ENV, &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // The harness prints `test <name> ... ` before the test's own first line, on that line. The
+    // child's stdout ends if it fails, so this wait is bounded.
+    let ready = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains(LIVENESS_READY))
+    });
+    assert!(
+        ready.await.unwrap(),
+        "the child ended before holding liveness"
+    );
+
+    let workers = [worker.clone()];
+    assert_eq!(store.dead_workers(&workers).await.unwrap(), []);
+    let taken = store.hold_liveness(&worker).await;
+    assert!(
+        matches!(taken, Err(Error::Unavailable { .. })),
+        "the child holds the worker's liveness: {taken:?}"
+    );
+
+    child.kill().unwrap(); // SIGKILL: the child gets no chance to let go itself
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.dead_workers(&workers).await.unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the killed child's worker is never reported dead"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.dead_workers(&workers).await.unwrap(), workers);
+
+    // This process takes the dead worker's liveness over.
+    let _hold = store.hold_liveness(&worker).await.unwrap().unwrap();
+    assert_eq!(store.dead_workers(&workers).await.unwrap(), []);
 }
