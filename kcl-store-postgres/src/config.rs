@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use kcl_core::Error;
 
-/// The longest table name accepted: PostgreSQL's 63-byte identifiers, less the `_workers` and
-/// `_schema` suffixes of the tables derived from it.
+/// The longest table name accepted: PostgreSQL's 63-byte identifiers, less the `_workers`,
+/// `_schema` and `_liveness` suffixes of the tables derived from it.
 pub const MAX_TABLE_NAME_LEN: usize = 48;
 
 /// Configuration of a [`PostgresLeaseStore`](crate::PostgresLeaseStore).
@@ -13,8 +13,8 @@ pub const MAX_TABLE_NAME_LEN: usize = 48;
 pub struct PostgresLeaseStoreConfig {
     /// `postgres://user[:password]@host[:port]/database[?options]`.
     pub url: String,
-    /// The lease table; the worker table is `<table>_workers` and the schema version table
-    /// `<table>_schema`. Several applications share one database with one table each. 1–48
+    /// The lease table; the worker table is `<table>_workers`, the liveness table
+    /// `<table>_liveness` and the schema version table `<table>_schema`. Several applications share one database with one table each. 1–48
     /// characters of `[a-z0-9_]`, not starting with a digit. Defaults to `kcl_leases`.
     pub table: String,
     /// Connections in the pool. Defaults to 10: enough for a worker's renewer, taker and

@@ -42,6 +42,17 @@ pub(crate) fn from_sqlx(what: &str, e: sqlx::Error) -> Error {
     }
 }
 
+/// Maps a failure to open a connection to `target` (host, port, database): a refusal by the
+/// server as [`from_sqlx`] says, anything else as the server being out of reach.
+pub(crate) fn connect_error(target: &str, e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Database(_) => from_sqlx(&format!("connecting to {target}"), e),
+        other => Error::Unavailable {
+            message: format!("cannot reach PostgreSQL at {target}: {other}"),
+        },
+    }
+}
+
 /// `url` with its password, if any, replaced by `***`, for error messages.
 pub(crate) fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {

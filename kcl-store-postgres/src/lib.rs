@@ -27,6 +27,7 @@
 
 mod config;
 mod error_mapping;
+mod liveness;
 mod migrations;
 mod row_codec;
 mod statements;

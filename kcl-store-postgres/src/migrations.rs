@@ -5,8 +5,12 @@ use sqlx::{AssertSqlSafe, PgPool};
 use crate::error_mapping::from_sqlx;
 use kcl_core::Error;
 
-/// Every migration, in order; `{leases}` and `{workers}` stand for the quoted table names.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_create_leases.sql")];
+/// Every migration, in order; `{leases}`, `{workers}` and `{liveness}` stand for the quoted
+/// table names.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_create_leases.sql"),
+    include_str!("../migrations/0002_liveness.sql"),
+];
 
 /// Brings the tables named by `table` up to date. Safe to run from many processes at once: one
 /// transaction holding an advisory lock per table name does the check and the migrations.
@@ -15,6 +19,7 @@ pub(crate) async fn run(
     table: &str,
     leases: &str,
     workers: &str,
+    liveness: &str,
 ) -> Result<(), Error> {
     let schema = crate::statements::quoted(&format!("{table}_schema"));
     let mut tx = pool
@@ -51,7 +56,8 @@ pub(crate) async fn run(
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
         let sql = migration
             .replace("{leases}", leases)
-            .replace("{workers}", workers);
+            .replace("{workers}", workers)
+            .replace("{liveness}", liveness);
         sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(&mut *tx)
             .await

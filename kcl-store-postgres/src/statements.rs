@@ -39,6 +39,8 @@ pub(crate) struct Statements {
     pub(crate) heartbeat: Arc<str>,
     pub(crate) deregister: Arc<str>,
     pub(crate) live_workers: Arc<str>,
+    pub(crate) record_liveness: Arc<str>,
+    pub(crate) dead_workers: Arc<str>,
 }
 
 /// `name` as a quoted identifier (the name is validated to `[a-z0-9_]` already).
@@ -47,8 +49,9 @@ pub(crate) fn quoted(name: &str) -> String {
 }
 
 impl Statements {
-    /// The statements for lease table `leases` and worker table `workers` (both quoted).
-    pub(crate) fn new(leases: &str, workers: &str) -> Self {
+    /// The statements for lease table `leases`, worker table `workers` and liveness table
+    /// `liveness` (all quoted).
+    pub(crate) fn new(leases: &str, workers: &str, liveness: &str) -> Self {
         let key = "stream = $1 AND shard = $2";
         let fenced = "stream = $1 AND shard = $2 AND owner = $3 AND epoch = $4";
         let millis = "$5::bigint * interval '1 millisecond'";
@@ -116,10 +119,32 @@ impl Statements {
                  ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()"
             )
             .into(),
-            deregister: format!("DELETE FROM {workers} WHERE worker_id = $1").into(),
+            deregister: format!(
+                "WITH forgotten AS (DELETE FROM {liveness} WHERE worker_id = $1) \
+                 DELETE FROM {workers} WHERE worker_id = $1"
+            )
+            .into(),
             live_workers: format!(
                 "SELECT worker_id FROM {workers} \
                  WHERE heartbeat_at > now() - $1::bigint * interval '1 millisecond' \
+                 ORDER BY worker_id COLLATE \"C\""
+            )
+            .into(),
+            record_liveness: format!(
+                "INSERT INTO {liveness} (worker_id, lock_key) VALUES ($1, $2) \
+                 ON CONFLICT (worker_id) DO UPDATE SET lock_key = EXCLUDED.lock_key"
+            )
+            .into(),
+            // A bigint advisory-lock key k shows in pg_locks as classid = k >> 32, objid =
+            // k & 0xffffffff (both oids) and objsubid = 1, in the database that took it.
+            dead_workers: format!(
+                "SELECT worker_id FROM {liveness} AS w WHERE worker_id = ANY($1) \
+                 AND NOT EXISTS (SELECT 1 FROM pg_locks AS l \
+                   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+                   AND l.database = (SELECT oid FROM pg_database \
+                                     WHERE datname = current_database()) \
+                   AND l.classid = ((w.lock_key >> 32) & 4294967295)::oid \
+                   AND l.objid = (w.lock_key & 4294967295)::oid) \
                  ORDER BY worker_id COLLATE \"C\""
             )
             .into(),

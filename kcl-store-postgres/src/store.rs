@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kcl_core::{
-    CheckpointUpdate, Error, Fence, Lease, LeaseKey, LeaseRow, LeaseStore, NewLease, ShardId,
-    StreamName, TakeMode, WorkerId, lease_duration_millis,
+    CheckpointUpdate, Error, Fence, Lease, LeaseKey, LeaseRow, LeaseStore, LivenessHold, NewLease,
+    ShardId, StreamName, TakeMode, WorkerId, lease_duration_millis,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Postgres};
 
 use crate::PostgresLeaseStoreConfig;
-use crate::error_mapping::{from_sqlx, redact};
+use crate::error_mapping::{connect_error, from_sqlx, redact};
+use crate::liveness::Connector;
 use crate::migrations;
 use crate::row_codec::{decode, epoch_column, join_shard_ids, stage_and_number};
 use crate::statements::{Statements, quoted};
@@ -30,15 +31,33 @@ use crate::statements::{Statements, quoted};
 ///
 /// The table name is configurable ([`PostgresLeaseStoreConfig::table`]) so that several
 /// applications share one database; [`connect`](Self::connect) creates or migrates the tables.
+///
+/// [Liveness](LeaseStore::hold_liveness) is a session-level advisory lock on a connection of
+/// the hold's own (outside the pool), under a key from a database-wide sequence, recorded per
+/// worker in `<table>_liveness`; a worker is [dead](LeaseStore::dead_workers) when its recorded
+/// lock is granted to no session (`pg_locks`), which the server sees as soon as the session
+/// ends.
 #[derive(Debug, Clone)]
 pub struct PostgresLeaseStore {
     pool: PgPool,
     sql: Arc<Statements>,
     table: String,
+    liveness: Connector,
 }
 
 fn not_found(key: &LeaseKey) -> Error {
     Error::not_found("lease", key.to_string())
+}
+
+/// Worker ids as read from a worker or liveness row.
+fn decode_worker_ids(ids: &[String]) -> Result<Vec<WorkerId>, Error> {
+    ids.iter()
+        .map(|id| {
+            WorkerId::new(id).map_err(|e| Error::Storage {
+                message: format!("a PostgreSQL worker row does not decode: {e}"),
+            })
+        })
+        .collect()
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -70,24 +89,23 @@ impl PostgresLeaseStore {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| match e {
-                sqlx::Error::Database(_) => from_sqlx(&format!("connecting to {target}"), e),
                 sqlx::Error::Configuration(_) => {
                     Error::invalid("database URL", format!("{}: {e}", redact(&config.url)))
                 }
-                other => Error::Unavailable {
-                    message: format!("cannot reach PostgreSQL at {target}: {other}"),
-                },
+                other => connect_error(&target, other),
             })?;
         let leases = quoted(&config.table);
         let workers = quoted(&format!("{}_workers", config.table));
-        migrations::run(&pool, &config.table, &leases, &workers).await?;
+        let liveness = quoted(&format!("{}_liveness", config.table));
+        migrations::run(&pool, &config.table, &leases, &workers, &liveness).await?;
         Ok(PostgresLeaseStore {
             pool,
-            sql: Arc::new(Statements::new(&leases, &workers)),
+            sql: Arc::new(Statements::new(&leases, &workers, &liveness)),
             table: config.table,
+            liveness: Connector::new(options, config.acquire_timeout, &target),
         })
     }
 
@@ -409,12 +427,27 @@ impl LeaseStore for PostgresLeaseStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| from_sqlx("listing live workers", e))?;
-        ids.iter()
-            .map(|id| {
-                WorkerId::new(id).map_err(|e| Error::Storage {
-                    message: format!("a PostgreSQL worker row does not decode: {e}"),
-                })
-            })
-            .collect()
+        decode_worker_ids(&ids)
+    }
+
+    async fn hold_liveness(
+        &self,
+        worker: &WorkerId,
+    ) -> Result<Option<Box<dyn LivenessHold>>, Error> {
+        self.liveness
+            .hold(worker, &self.sql.record_liveness)
+            .await
+            .map(Some)
+    }
+
+    async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {
+        let ids: Vec<&str> = workers.iter().map(WorkerId::as_str).collect();
+        let dead: Vec<String> =
+            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.dead_workers)))
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| from_sqlx("listing dead workers", e))?;
+        decode_worker_ids(&dead)
     }
 }

@@ -52,7 +52,8 @@ pub async fn fresh_config(name: &str) -> Option<PostgresLeaseStoreConfig> {
     let mut admin = admin_connection().await?;
     let table = table_for(name);
     sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP TABLE IF EXISTS \"{table}\", \"{table}_workers\", \"{table}_schema\""
+        "DROP TABLE IF EXISTS \"{table}\", \"{table}_workers\", \"{table}_liveness\", \
+         \"{table}_schema\""
     )))
     .execute(&mut admin)
     .await
