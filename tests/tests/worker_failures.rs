@@ -52,6 +52,21 @@ fn worker(
         .start()
 }
 
+/// An engine on a clock the test moves, with the stream at one shard and 24 hours' retention.
+fn engine_on_manual_clock() -> (Engine, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let engine = Engine::open(
+        EngineConfig::in_memory()
+            .read_wait(Duration::from_millis(50))
+            .clock(Arc::clone(&clock) as Arc<dyn kcl_engine::Clock>),
+    )
+    .unwrap();
+    engine
+        .create_stream(STREAM, StreamOptions::with_shards(1).retention_hours(24))
+        .unwrap();
+    (engine, clock)
+}
+
 /// Writes `count` records with `key` (so to one shard), returning their sequence numbers.
 fn put(engine: &Engine, key: &str, count: usize) -> Vec<SequenceNumber> {
     (0..count)
@@ -286,16 +301,7 @@ async fn a_merge_child_waits_for_both_parents() {
 /// end, so that its children start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_shard_removed_by_retention_lets_its_children_start() {
-    let clock = Arc::new(ManualClock::new(SystemTime::now()));
-    let engine = Engine::open(
-        EngineConfig::in_memory()
-            .read_wait(Duration::from_millis(50))
-            .clock(Arc::clone(&clock) as Arc<dyn kcl_engine::Clock>),
-    )
-    .unwrap();
-    engine
-        .create_stream(STREAM, StreamOptions::with_shards(1).retention_hours(24))
-        .unwrap();
+    let (engine, clock) = engine_on_manual_clock();
     put(&engine, "sensor", 5);
     let store = Arc::new(InMemoryLeaseStore::new());
     // A lease for shard 0 from an earlier run, before its end.
@@ -329,16 +335,7 @@ async fn a_closed_shard_removed_by_retention_lets_its_children_start() {
 /// leased the parent again and processed it after its children (found by the simulation).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_lease_stays_until_its_shard_leaves_the_stream() {
-    let clock = Arc::new(ManualClock::new(SystemTime::now()));
-    let engine = Engine::open(
-        EngineConfig::in_memory()
-            .read_wait(Duration::from_millis(50))
-            .clock(Arc::clone(&clock) as Arc<dyn kcl_engine::Clock>),
-    )
-    .unwrap();
-    engine
-        .create_stream(STREAM, StreamOptions::with_shards(1).retention_hours(24))
-        .unwrap();
+    let (engine, clock) = engine_on_manual_clock();
     let parent = put(&engine, "sensor", 5);
     engine
         .split_shard(STREAM, "shardId-000000000000", &(1_u128 << 127).to_string())
