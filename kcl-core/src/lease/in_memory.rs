@@ -1,6 +1,7 @@
 //! The reference lease store: a map behind a mutex, on the process's monotonic clock.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -48,19 +49,26 @@ pub struct InMemoryLeaseStore {
 struct State {
     leases: BTreeMap<LeaseKey, LeaseRow>,
     heartbeats: HashMap<WorkerId, i64>,
-    /// Workers that held liveness, each with its hold's token: alive while the token is.
-    liveness: HashMap<WorkerId, Weak<()>>,
+    /// Workers that held liveness, each with its hold's token: alive while the token lives and
+    /// is not revoked.
+    liveness: HashMap<WorkerId, Weak<AtomicBool>>,
 }
 
-/// The in-memory store's liveness: a token whose drop stands for the process's death.
+/// The in-memory store's liveness: a token whose drop stands for the process's death, and
+/// whose revocation for the loss of the hold while the process lives.
 #[derive(Debug)]
 struct TokenHold {
-    _token: Arc<()>,
+    revoked: Arc<AtomicBool>,
 }
 
 #[async_trait]
 impl LivenessHold for TokenHold {
     async fn check(&self) -> Result<(), Error> {
+        if self.revoked.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable {
+                message: "this worker's liveness was revoked".to_owned(),
+            });
+        }
         Ok(())
     }
 }
@@ -78,6 +86,14 @@ impl InMemoryLeaseStore {
             origin: Instant::now(),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Ends `worker`'s current liveness hold while its process lives, as a database that
+    /// terminates the hold's session would: the worker is reported dead at once, and its hold's
+    /// [`check`](LivenessHold::check) fails. `false` if it held none.
+    pub fn revoke_liveness(&self, worker: &WorkerId) -> bool {
+        let revoked = self.state().liveness.get(worker).and_then(Weak::upgrade);
+        revoked.is_some_and(|revoked| !revoked.swap(true, Ordering::SeqCst))
     }
 
     /// Milliseconds since the store was made: monotonic, so expiry never jumps with the wall clock.
@@ -239,11 +255,11 @@ impl LeaseStore for InMemoryLeaseStore {
         &self,
         worker: &WorkerId,
     ) -> Result<Option<Box<dyn LivenessHold>>, Error> {
-        let token = Arc::new(());
+        let revoked = Arc::new(AtomicBool::new(false));
         self.state()
             .liveness
-            .insert(worker.clone(), Arc::downgrade(&token));
-        Ok(Some(Box::new(TokenHold { _token: token })))
+            .insert(worker.clone(), Arc::downgrade(&revoked));
+        Ok(Some(Box::new(TokenHold { revoked })))
     }
 
     async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {
@@ -251,10 +267,11 @@ impl LeaseStore for InMemoryLeaseStore {
         let mut dead: Vec<WorkerId> = workers
             .iter()
             .filter(|worker| {
-                state
-                    .liveness
-                    .get(*worker)
-                    .is_some_and(|token| token.strong_count() == 0)
+                state.liveness.get(*worker).is_some_and(|token| {
+                    token
+                        .upgrade()
+                        .is_none_or(|revoked| revoked.load(Ordering::SeqCst))
+                })
             })
             .cloned()
             .collect();

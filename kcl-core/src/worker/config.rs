@@ -31,13 +31,22 @@ pub enum ProcessorErrorPolicy {
 /// KCL's are the known pain (taking over a dead worker's shards).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerConfig {
-    /// How long a lease lasts without renewal; a dead worker's shards are taken over within this
-    /// plus one taker interval. Defaults to 10 s, as KCL's `failoverTimeMillis`. Leases are
-    /// renewed every third of it.
+    /// How long a lease lasts without renewal. A crashed worker's shards are taken over within
+    /// about a [liveness interval](Self::liveness_interval) where the store can tell a crash;
+    /// otherwise, and for a paused or partitioned worker, within this plus one taker interval.
+    /// Defaults to 10 s, as KCL's `failoverTimeMillis`. Leases are renewed every third of it.
     pub lease_duration: Duration,
-    /// How often the worker looks for leases to take and balances. Defaults to 2 s (KCL: about
-    /// 20 s), so takeover after a crash is lease duration + 2 s.
+    /// How often the worker looks for leases to take and balances (and at once when it sees a
+    /// worker die). Defaults to 2 s (KCL: about 20 s), so takeover at lease expiry is lease
+    /// duration + 2 s.
     pub taker_interval: Duration,
+    /// How often the worker checks that its own liveness hold is in force and asks the lease
+    /// store whether the owners of other workers' leases are still alive. A worker whose process
+    /// died (exit, `SIGKILL`, an out-of-memory kill) loses its hold at once, and the others take
+    /// its leases within about this interval, whatever the lease duration. Only stores with the
+    /// liveness capability (SQLite files, PostgreSQL) can tell; with others, or for a paused or
+    /// partitioned worker, takeover waits for lease expiry. Defaults to 100 ms.
+    pub liveness_interval: Duration,
     /// How long a balancing steal waits for the owner to hand the lease over gracefully before
     /// taking it anyway. Defaults to 5 s.
     pub handoff_timeout: Duration,
@@ -68,6 +77,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             lease_duration: Duration::from_secs(10),
             taker_interval: Duration::from_secs(2),
+            liveness_interval: Duration::from_millis(100),
             handoff_timeout: Duration::from_secs(5),
             shard_sync_interval: Duration::from_secs(60),
             max_records_per_batch: 10_000,
@@ -103,6 +113,12 @@ impl WorkerConfig {
     /// Sets the taker interval.
     pub fn taker_interval(mut self, interval: Duration) -> Self {
         self.taker_interval = interval;
+        self
+    }
+
+    /// Sets the liveness interval.
+    pub fn liveness_interval(mut self, interval: Duration) -> Self {
+        self.liveness_interval = interval;
         self
     }
 
@@ -155,6 +171,7 @@ impl WorkerConfig {
         let positive = [
             ("lease_duration", self.lease_duration),
             ("taker_interval", self.taker_interval),
+            ("liveness_interval", self.liveness_interval),
             ("handoff_timeout", self.handoff_timeout),
             ("shard_sync_interval", self.shard_sync_interval),
             ("initial_backoff", self.initial_backoff),

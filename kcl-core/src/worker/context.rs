@@ -7,6 +7,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::lease::{Fence, LeaseKey, LeaseStore, WorkerId};
+use crate::worker::liveness::Liveness;
 use crate::worker::metrics::WorkerMetrics;
 use crate::worker::{RecordProcessorFactory, WorkerConfig};
 use crate::{ShardId, StreamName, StreamSource};
@@ -58,6 +59,12 @@ pub(crate) struct WorkerContext {
     pub(crate) metrics: WorkerMetrics,
     /// Set at graceful shutdown: the worker no longer heartbeats.
     pub(crate) leaving: AtomicBool,
+    /// The worker's liveness hold.
+    pub(crate) liveness: Liveness,
+    /// Leases whose consumers were stopped because the liveness hold was lost, by shard, with
+    /// the epoch they were held at: taken back at that epoch once the hold is in force again,
+    /// unless another worker took them meanwhile.
+    orphans: Mutex<BTreeMap<ShardId, u64>>,
 }
 
 impl WorkerContext {
@@ -70,6 +77,10 @@ impl WorkerContext {
         factory: Arc<dyn RecordProcessorFactory>,
         events: mpsc::UnboundedSender<WorkerEvent>,
     ) -> Self {
+        let liveness = Liveness::new(
+            config.store_call_deadline(),
+            crate::Backoff::new(config.initial_backoff, config.max_backoff, &id),
+        );
         WorkerContext {
             id,
             stream,
@@ -81,7 +92,33 @@ impl WorkerContext {
             events,
             metrics: WorkerMetrics::default(),
             leaving: AtomicBool::new(false),
+            liveness,
+            orphans: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// True if this worker may deliver a batch now (see [`Liveness::confirm`]). If not, every
+    /// held lease's consumer is told to stop without writing, and the leases are remembered to
+    /// be taken back once liveness is held again.
+    pub(crate) async fn confirm_liveness(&self) -> bool {
+        if self.liveness.confirm().await {
+            return true;
+        }
+        let held = self.held();
+        let mut orphans = self.orphans();
+        for (shard, lease) in held.iter().filter(|(_, lease)| !lease.releasing) {
+            orphans.insert(shard.clone(), lease.fence.epoch);
+            lease.stop.send_replace(Stop::LeaseLost);
+        }
+        false
+    }
+
+    /// The leases to take back once liveness is held again (see
+    /// [`WorkerContext::confirm_liveness`]).
+    pub(crate) fn orphans(&self) -> MutexGuard<'_, BTreeMap<ShardId, u64>> {
+        self.orphans
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The leases held. Nothing awaits while it is locked.

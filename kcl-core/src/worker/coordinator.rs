@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval, interval_at};
 use tracing::Instrument;
 
 use crate::lease::{DeadlineLeaseStore, LeaseStore, WorkerId};
@@ -192,8 +192,10 @@ impl WorkerHandle {
         })
     }
 
-    /// Stops at once, as a crash would: nothing is checkpointed or released, and other workers
-    /// take the leases once they expire.
+    /// Stops at once, as a crash would: nothing is checkpointed or released. The worker's
+    /// liveness hold goes with it, so where the store can tell (see
+    /// [`WorkerConfig::liveness_interval`]) other workers take the leases at once; otherwise
+    /// once they expire.
     pub fn abort(self) {
         self.task.abort();
     }
@@ -208,6 +210,7 @@ async fn coordinate(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks = JoinSet::new();
+    ctx.liveness.acquire(ctx.store.as_ref(), &ctx.id).await;
     if let Err(error) = ctx.store.heartbeat(&ctx.id).await {
         tracing::warn!(%error, "first heartbeat failed");
     }
@@ -224,15 +227,18 @@ async fn coordinate(
     let sync_every = ctx.config.shard_sync_interval;
     let mut sync_ticks = interval_at(Instant::now() + sync_every, sync_every);
     sync_ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut liveness_ticks = interval(ctx.config.liveness_interval);
+    liveness_ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
             _ = taker_ticks.tick() => {
-                if let Some(soon) = taker.run_cycle(&mut tasks).await
-                    && soon < ctx.config.taker_interval
-                {
-                    taker_ticks.reset_after(soon);
+                take_leases(&ctx, &mut taker, &mut tasks, &mut taker_ticks).await;
+            }
+            _ = liveness_ticks.tick() => {
+                if watch_liveness(&ctx, &taker).await {
+                    take_leases(&ctx, &mut taker, &mut tasks, &mut taker_ticks).await;
                 }
             }
             _ = sync_ticks.tick() => sync_shards(&ctx).await,
@@ -250,6 +256,31 @@ async fn coordinate(
         }
     }
     shut_down(&ctx, tasks).await;
+}
+
+/// Runs a taker cycle, and the next one sooner than usual if it has work pending.
+async fn take_leases(
+    ctx: &WorkerContext,
+    taker: &mut LeaseTaker,
+    tasks: &mut JoinSet<()>,
+    ticks: &mut Interval,
+) {
+    if let Some(soon) = taker.run_cycle(tasks).await
+        && soon < ctx.config.taker_interval
+    {
+        ticks.reset_after(soon);
+    }
+}
+
+/// Every liveness interval: confirms this worker's liveness hold (which stops every consumer if
+/// it is lost) or, once lost, tries to hold it again; and looks for owners that died. True if a
+/// taker cycle should run now: a death was seen, or liveness is held again and the leases left
+/// when it was lost can be taken back.
+async fn watch_liveness(ctx: &WorkerContext, taker: &LeaseTaker) -> bool {
+    if ctx.liveness.is_lost() {
+        return ctx.liveness.reacquire(ctx.store.as_ref(), &ctx.id).await;
+    }
+    ctx.confirm_liveness().await && taker.sees_a_death().await
 }
 
 async fn sync_shards(ctx: &WorkerContext) {
@@ -289,4 +320,6 @@ async fn shut_down(ctx: &WorkerContext, mut tasks: JoinSet<()>) {
         }
     }
     tasks.abort_all();
+    // Deregistered: nobody will see the dropped hold as a death.
+    ctx.liveness.release();
 }

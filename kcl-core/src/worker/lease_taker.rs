@@ -1,8 +1,9 @@
-//! Taking leases: unowned and expired ones first, then balancing by asking owners above their
-//! share to hand leases over, several per cycle, stealing when a handoff times out.
+//! Taking leases: unowned and expired ones and those of workers the store proves dead first,
+//! then balancing by asking owners above their share to hand leases over, several per cycle,
+//! stealing when a handoff times out.
 
-use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::lease::{Checkpoint, Lease, TakeMode, WorkerId};
+use crate::lease::{Checkpoint, Lease, LeaseKey, TakeMode, WorkerId};
 use crate::worker::context::WorkerContext;
 use crate::worker::metrics::WorkerMetrics;
 use crate::worker::shard_consumer;
@@ -25,6 +26,11 @@ pub(crate) struct LeaseTaker {
     /// Cycles run so far. The first only takes available leases: balancing waits until workers
     /// starting together have all heartbeated.
     cycles: u64,
+    /// The other owners of unexpired leases at the last cycle: whose deaths the death watch
+    /// looks for between cycles.
+    watched: Vec<WorkerId>,
+    /// The workers the last cycle found dead.
+    known_dead: BTreeSet<WorkerId>,
 }
 
 impl LeaseTaker {
@@ -33,6 +39,23 @@ impl LeaseTaker {
             ctx,
             requested: BTreeMap::new(),
             cycles: 0,
+            watched: Vec::new(),
+            known_dead: BTreeSet::new(),
+        }
+    }
+
+    /// Between cycles: true if an owner of another worker's lease has died since the last cycle
+    /// (one store call, made only while this worker holds liveness and others own leases).
+    pub(crate) async fn sees_a_death(&self) -> bool {
+        if self.watched.is_empty() || !self.ctx.liveness.is_held() {
+            return false;
+        }
+        match self.ctx.store.dead_workers(&self.watched).await {
+            Ok(dead) => dead.iter().any(|worker| !self.known_dead.contains(worker)),
+            Err(error) => {
+                tracing::debug!(%error, "asking which workers died failed");
+                false
+            }
         }
     }
 
@@ -77,9 +100,16 @@ impl LeaseTaker {
 
     async fn cycle(&mut self, consumers: &mut JoinSet<()>) -> Result<Option<Duration>, Error> {
         let ctx = Arc::clone(&self.ctx);
+        // Other workers may see this one dead: it takes nothing until it holds liveness again.
+        if ctx.liveness.is_lost() {
+            return Ok(None);
+        }
+        self.retake_orphans(consumers).await?;
         let listed_at = Instant::now();
         let leases = ctx.store.list_leases(&ctx.stream).await?;
         let mut workers = ctx.store.live_workers(ctx.config.lease_duration).await?;
+        let dead = self.find_dead(&leases, &workers).await;
+        workers.retain(|worker| !dead.contains(worker));
         if !workers.contains(&ctx.id) {
             workers.push(ctx.id.clone());
         }
@@ -96,34 +126,58 @@ impl LeaseTaker {
         // Balanced: every worker holds the floor or the ceiling of the fair share.
         let floor = active.len() / workers.len().max(1);
         let target = active.len().div_ceil(workers.len().max(1));
-        let expiring = self.next_expiry(&leases);
+        let mut expiring = self.next_expiry(&leases);
+        if !ctx.orphans().is_empty() {
+            let soon = ctx.config.liveness_interval;
+            expiring = Some(expiring.map_or(soon, |expiring| expiring.min(soon)));
+        }
 
         // Leases handed to this worker (a completed handoff) start here. The listing may be
         // stale (this worker's own consumer may have released or handed the lease on since):
-        // only a fresh read decides.
+        // only a fresh read decides. Leases left when liveness was lost are only taken back,
+        // at their epoch (above).
         for lease in &active {
-            if lease.is_held_by(&ctx.id) && !ctx.held().contains_key(&lease.key.shard) {
+            if lease.is_held_by(&ctx.id)
+                && !ctx.held().contains_key(&lease.key.shard)
+                && !ctx.orphans().contains_key(&lease.key.shard)
+            {
                 self.requested.remove(&lease.key.shard);
                 self.start_handed_over(lease, consumers).await?;
             }
         }
         let mut mine = ctx.held().len();
 
-        // Unowned and expired leases, up to this worker's share.
+        // Unowned and expired leases, and those of dead workers, up to this worker's share.
+        let owner_dead = |lease: &Lease| lease.owner.as_ref().is_some_and(|o| dead.contains(o));
         let mut available: Vec<&Lease> = active
             .iter()
             .copied()
-            .filter(|lease| lease.is_available() && !ctx.held().contains_key(&lease.key.shard))
+            .filter(|lease| lease.is_available() || owner_dead(lease))
+            .filter(|lease| !ctx.held().contains_key(&lease.key.shard))
             .collect();
         available.sort_by_key(|lease| self.spread(&lease.key.shard));
         for lease in available {
             if mine >= target {
                 break;
             }
-            if self.take(lease, TakeMode::IfAvailable, consumers).await? {
+            let taken = if lease.is_available() {
+                self.take(&lease.key, lease.epoch, TakeMode::IfAvailable, consumers)
+                    .await?
+            } else {
+                let taken = self
+                    .take(&lease.key, lease.epoch, TakeMode::Steal, consumers)
+                    .await?;
+                if taken {
+                    tracing::info!(shard = %lease.key.shard, owner = ?lease.owner, "took the lease of a dead worker");
+                    WorkerMetrics::add(&ctx.metrics.leases_taken_from_dead, 1);
+                }
+                taken
+            };
+            if taken {
                 mine += 1;
             }
         }
+        self.forget_dead(&dead, &active).await;
         if mine >= target || self.cycles == 0 {
             self.requested.clear();
             return Ok(expiring);
@@ -164,7 +218,10 @@ impl LeaseTaker {
                     .is_some_and(|left| listed_at + left > asked_at + ctx.config.lease_duration)
             {
                 tracing::info!(%shard, "handoff timed out; stealing");
-                if self.take(lease, TakeMode::Steal, consumers).await? {
+                if self
+                    .take(&lease.key, lease.epoch, TakeMode::Steal, consumers)
+                    .await?
+                {
                     WorkerMetrics::add(&ctx.metrics.leases_stolen, 1);
                 }
                 self.requested.remove(&shard);
@@ -213,11 +270,73 @@ impl LeaseTaker {
         Ok(expiring)
     }
 
-    /// Takes `lease` at the epoch it was seen with and starts its consumer; `false` if another
-    /// worker got there first.
+    /// Of the other owners of unexpired leases and the live workers, those the store proves
+    /// dead (none unless this worker holds liveness). Remembers the owners for the death watch.
+    async fn find_dead(&mut self, leases: &[Lease], workers: &[WorkerId]) -> BTreeSet<WorkerId> {
+        let ctx = &self.ctx;
+        let owners: BTreeSet<&WorkerId> = leases
+            .iter()
+            .filter(|lease| lease.checkpoint != Checkpoint::ShardEnd && !lease.is_expired())
+            .filter_map(|lease| lease.owner.as_ref())
+            .filter(|owner| *owner != &ctx.id)
+            .collect();
+        self.watched = owners.iter().copied().cloned().collect();
+        self.known_dead.clear();
+        if !ctx.liveness.is_held() {
+            return BTreeSet::new();
+        }
+        let asked: BTreeSet<&WorkerId> = owners
+            .into_iter()
+            .chain(workers.iter().filter(|worker| *worker != &ctx.id))
+            .collect();
+        let asked: Vec<WorkerId> = asked.into_iter().cloned().collect();
+        match ctx.store.dead_workers(&asked).await {
+            Ok(dead) => self.known_dead = dead.into_iter().collect(),
+            Err(error) => tracing::warn!(%error, "asking which workers died failed"),
+        }
+        self.known_dead.clone()
+    }
+
+    /// Deregisters the dead workers that own no unexpired lease any more, so that they leave
+    /// the live-worker list and the store forgets their liveness.
+    async fn forget_dead(&self, dead: &BTreeSet<WorkerId>, active: &[&Lease]) {
+        for worker in dead {
+            let owns = active
+                .iter()
+                .any(|lease| lease.is_held_by(worker) && !lease.is_expired());
+            if !owns && let Err(error) = self.ctx.store.deregister_worker(worker).await {
+                tracing::debug!(%worker, %error, "deregistering a dead worker failed");
+            }
+        }
+    }
+
+    /// Takes back, at the epoch they were held at, the leases whose consumers stopped when this
+    /// worker's liveness was lost (one whose consumer is still stopping waits for the next
+    /// cycle). A lease another worker took meanwhile is left to it.
+    async fn retake_orphans(&self, consumers: &mut JoinSet<()>) -> Result<(), Error> {
+        let orphans: Vec<(ShardId, u64)> = self
+            .ctx
+            .orphans()
+            .iter()
+            .map(|(shard, epoch)| (shard.clone(), *epoch))
+            .collect();
+        for (shard, epoch) in orphans {
+            if self.ctx.held().contains_key(&shard) {
+                continue;
+            }
+            let key = self.ctx.key(&shard);
+            self.take(&key, epoch, TakeMode::Steal, consumers).await?;
+            self.ctx.orphans().remove(&shard);
+        }
+        Ok(())
+    }
+
+    /// Takes the lease at `seen_epoch` and starts its consumer; `false` if another worker got
+    /// there first.
     async fn take(
         &self,
-        lease: &Lease,
+        key: &LeaseKey,
+        seen_epoch: u64,
         mode: TakeMode,
         consumers: &mut JoinSet<()>,
     ) -> Result<bool, Error> {
@@ -225,13 +344,7 @@ impl LeaseTaker {
         let sent_at = Instant::now();
         match ctx
             .store
-            .take_lease(
-                &lease.key,
-                lease.epoch,
-                &ctx.id,
-                mode,
-                ctx.config.lease_duration,
-            )
+            .take_lease(key, seen_epoch, &ctx.id, mode, ctx.config.lease_duration)
             .await
         {
             Ok(taken) => {

@@ -8,6 +8,7 @@ pub(crate) struct WorkerMetrics {
     pub(crate) records_processed: AtomicU64,
     pub(crate) leases_taken: AtomicU64,
     pub(crate) leases_stolen: AtomicU64,
+    pub(crate) leases_taken_from_dead: AtomicU64,
     pub(crate) leases_lost: AtomicU64,
     pub(crate) handoffs_completed: AtomicU64,
     pub(crate) processor_failures: AtomicU64,
@@ -25,6 +26,7 @@ impl WorkerMetrics {
             records_processed: read(&self.records_processed),
             leases_taken: read(&self.leases_taken),
             leases_stolen: read(&self.leases_stolen),
+            leases_taken_from_dead: read(&self.leases_taken_from_dead),
             leases_lost: read(&self.leases_lost),
             handoffs_completed: read(&self.handoffs_completed),
             processor_failures: read(&self.processor_failures),
@@ -42,6 +44,9 @@ pub struct MetricsSnapshot {
     pub leases_taken: u64,
     /// Leases taken from a live owner after a handoff request timed out.
     pub leases_stolen: u64,
+    /// Leases taken at once from a worker the lease store proved dead (its process died), before
+    /// they expired.
+    pub leases_taken_from_dead: u64,
     /// Leases another worker took from this one.
     pub leases_lost: u64,
     /// Leases this worker handed to another gracefully.

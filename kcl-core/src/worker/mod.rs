@@ -13,6 +13,7 @@ mod context;
 mod coordinator;
 mod lease_renewer;
 mod lease_taker;
+mod liveness;
 mod metrics;
 mod prefetcher;
 mod processor;

@@ -256,6 +256,11 @@ impl ShardConsumer {
         let ctx = Arc::clone(&self.ctx);
         let last = input.records.last()?;
         loop {
+            // Other workers take every lease of a worker whose liveness is gone: deliver only
+            // after a check that began now.
+            if !ctx.confirm_liveness().await {
+                return Some(Stop::LeaseLost);
+            }
             if !ctx.is_valid(&self.key.shard, &self.fence) {
                 tracing::warn!(
                     "the lease is no longer valid by the local clock; stopping delivery"

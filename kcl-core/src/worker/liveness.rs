@@ -1,0 +1,151 @@
+//! The worker's own liveness hold (see the lease-store contract, clause 9): taken at start, given
+//! up at shutdown, confirmed before every batch, and taken again when it is lost while the
+//! process lives.
+//!
+//! Other workers take the leases of a worker whose hold is gone at once. So a worker delivers a
+//! batch only after a check of its hold that began after it asked: once the hold is lost, each
+//! shard delivers at most the batch already under way. Checks asked for together share one
+//! round trip.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::Backoff;
+use crate::lease::{LeaseStore, LivenessHold, WorkerId};
+
+/// Where the worker's liveness stands.
+enum State {
+    /// The store has no liveness capability, or the worker gave its hold up at shutdown: nobody
+    /// sees this worker dead, and its leases are taken over at expiry as usual.
+    Unbound,
+    /// In force.
+    Held(Arc<dyn LivenessHold>),
+    /// Lost, or a request for it failed (a request whose reply was lost may have recorded a hold
+    /// that is already gone): other workers may see this worker dead, so it delivers nothing
+    /// until it holds liveness again.
+    Lost,
+}
+
+/// The worker's liveness and the checks of it.
+pub(crate) struct Liveness {
+    state: Mutex<State>,
+    /// When the last check started and whether it passed; locked across the check, so that
+    /// callers waiting behind a check that started after they asked take its result.
+    last_check: tokio::sync::Mutex<Option<(Instant, bool)>>,
+    /// How long a check may take before the hold counts as lost.
+    deadline: Duration,
+    /// The wait between attempts to hold liveness again, and when the next may start.
+    retry: Mutex<(Backoff, Instant)>,
+}
+
+impl Liveness {
+    /// Not yet bound: [`Liveness::acquire`] binds it. Checks get `deadline`; attempts to hold
+    /// it again after a loss are spaced by `backoff`.
+    pub(crate) fn new(deadline: Duration, backoff: Backoff) -> Self {
+        Liveness {
+            state: Mutex::new(State::Unbound),
+            last_check: tokio::sync::Mutex::new(None),
+            deadline,
+            retry: Mutex::new((backoff, Instant::now())),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Asks `store` to bind `worker`'s liveness to this process; `true` unless it failed (the
+    /// worker is then [lost](Liveness::is_lost) until a later call succeeds).
+    pub(crate) async fn acquire(&self, store: &dyn LeaseStore, worker: &WorkerId) -> bool {
+        let (state, bound) = match store.hold_liveness(worker).await {
+            Ok(Some(hold)) => (State::Held(Arc::from(hold)), true),
+            Ok(None) => (State::Unbound, true),
+            Err(error) => {
+                tracing::warn!(%error, "could not hold this worker's liveness; delivering nothing until it can");
+                (State::Lost, false)
+            }
+        };
+        *self.state() = state;
+        bound
+    }
+
+    /// After a loss: tries to hold liveness again, unless the previous attempt failed less than
+    /// a backoff ago. `true` once it is held again.
+    pub(crate) async fn reacquire(&self, store: &dyn LeaseStore, worker: &WorkerId) -> bool {
+        if Instant::now() < self.retry().1 {
+            return false;
+        }
+        let bound = self.acquire(store, worker).await;
+        let mut retry = self.retry();
+        if bound {
+            retry.0.reset();
+        } else {
+            let delay = retry.0.next_delay();
+            retry.1 = Instant::now() + delay;
+        }
+        bound
+    }
+
+    fn retry(&self) -> MutexGuard<'_, (Backoff, Instant)> {
+        self.retry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// True while the hold is lost: the worker must neither deliver nor take leases.
+    pub(crate) fn is_lost(&self) -> bool {
+        matches!(*self.state(), State::Lost)
+    }
+
+    /// True while a hold is in force: only then can other workers be seen dead by this one's
+    /// store.
+    pub(crate) fn is_held(&self) -> bool {
+        matches!(*self.state(), State::Held(_))
+    }
+
+    /// Gives the hold up (graceful shutdown, after the worker deregistered).
+    pub(crate) fn release(&self) {
+        *self.state() = State::Unbound;
+    }
+
+    /// True if the worker may deliver now: unbound, or held as shown by a check that began
+    /// after this call did. A failed or overdue check marks the hold lost.
+    pub(crate) async fn confirm(&self) -> bool {
+        let hold = match &*self.state() {
+            State::Unbound => return true,
+            State::Lost => return false,
+            State::Held(hold) => Arc::clone(hold),
+        };
+        let asked_at = Instant::now();
+        let mut last = self.last_check.lock().await;
+        let passed = match *last {
+            Some((started, passed)) if started >= asked_at => passed,
+            _ => {
+                let started = Instant::now();
+                let passed = match tokio::time::timeout(self.deadline, hold.check()).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "this worker's liveness is lost; stopping delivery");
+                        false
+                    }
+                    Err(_) => {
+                        tracing::warn!(deadline = ?self.deadline, "this worker's liveness check did not answer in time; stopping delivery");
+                        false
+                    }
+                };
+                *last = Some((started, passed));
+                passed
+            }
+        };
+        drop(last);
+        let mut state = self.state();
+        if !passed && matches!(&*state, State::Held(current) if Arc::ptr_eq(current, &hold)) {
+            *state = State::Lost;
+        }
+        passed && !matches!(&*state, State::Lost)
+    }
+}
