@@ -36,7 +36,11 @@ use crate::statements::{Statements, quoted};
 /// the hold's own (outside the pool), under a key from a database-wide sequence, recorded per
 /// worker in `<table>_liveness`; a worker is [dead](LeaseStore::dead_workers) when its recorded
 /// lock is granted to no session (`pg_locks`), which the server sees as soon as the session
-/// ends.
+/// ends. The session ends at once when the worker's process dies on a running machine (its
+/// kernel closes the socket); a machine that loses power or drops off the network is seen only
+/// once the server's TCP keepalive (`tcp_keepalives_idle` and friends) gives the connection up,
+/// and its leases expire first. Session advisory locks need a session of their own: behind
+/// PgBouncer, connect in session pooling mode, or directly, never in transaction pooling mode.
 #[derive(Debug, Clone)]
 pub struct PostgresLeaseStore {
     pool: PgPool,
