@@ -7,6 +7,7 @@ pub mod http_producer;
 pub mod late_deliveries;
 pub mod log_checker;
 pub mod postgres_admin;
+pub mod process_cluster;
 pub mod processes;
 pub mod processor_faults;
 pub mod producer;

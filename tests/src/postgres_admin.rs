@@ -36,7 +36,7 @@ pub async fn connect() -> Option<PgConnection> {
 /// Drops the lease store's tables for `table` (`<table>`, `_workers`, `_schema`).
 pub async fn drop_tables(admin: &mut PgConnection, table: &str) {
     sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP TABLE IF EXISTS \"{table}\", \"{table}_workers\", \"{table}_schema\""
+        "DROP TABLE IF EXISTS \"{table}\", \"{table}_workers\", \"{table}_liveness\", \"{table}_schema\""
     )))
     .execute(admin)
     .await

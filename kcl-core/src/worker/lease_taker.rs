@@ -26,8 +26,9 @@ pub(crate) struct LeaseTaker {
     /// Cycles run so far. The first only takes available leases: balancing waits until workers
     /// starting together have all heartbeated.
     cycles: u64,
-    /// The other owners of unexpired leases at the last cycle: whose deaths the death watch
-    /// looks for between cycles.
+    /// The other owners of unexpired leases and the other live workers at the last cycle (a
+    /// worker may have been handed leases since): whose deaths the death watch looks for
+    /// between cycles.
     watched: Vec<WorkerId>,
     /// The workers the last cycle found dead.
     known_dead: BTreeSet<WorkerId>,
@@ -270,8 +271,9 @@ impl LeaseTaker {
         Ok(expiring)
     }
 
-    /// Of the other owners of unexpired leases and the live workers, those the store proves
-    /// dead (none unless this worker holds liveness). Remembers the owners for the death watch.
+    /// Of the other owners of unexpired leases and the other live workers, those the store
+    /// proves dead (none unless this worker holds liveness). Remembers them all for the death
+    /// watch.
     async fn find_dead(&mut self, leases: &[Lease], workers: &[WorkerId]) -> BTreeSet<WorkerId> {
         let ctx = &self.ctx;
         let owners: BTreeSet<&WorkerId> = leases
@@ -280,17 +282,16 @@ impl LeaseTaker {
             .filter_map(|lease| lease.owner.as_ref())
             .filter(|owner| *owner != &ctx.id)
             .collect();
-        self.watched = owners.iter().copied().cloned().collect();
+        let others: BTreeSet<&WorkerId> = owners
+            .into_iter()
+            .chain(workers.iter().filter(|worker| *worker != &ctx.id))
+            .collect();
+        self.watched = others.into_iter().cloned().collect();
         self.known_dead.clear();
         if !ctx.liveness.is_held() {
             return BTreeSet::new();
         }
-        let asked: BTreeSet<&WorkerId> = owners
-            .into_iter()
-            .chain(workers.iter().filter(|worker| *worker != &ctx.id))
-            .collect();
-        let asked: Vec<WorkerId> = asked.into_iter().cloned().collect();
-        match ctx.store.dead_workers(&asked).await {
+        match ctx.store.dead_workers(&self.watched).await {
             Ok(dead) => self.known_dead = dead.into_iter().collect(),
             Err(error) => tracing::warn!(%error, "asking which workers died failed"),
         }

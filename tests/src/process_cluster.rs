@@ -1,0 +1,235 @@
+//! A cluster for the multi-process tests: `kcl engine serve` with one stream written at a steady
+//! rate, worker processes sharing one lease store (a SQLite file, or a PostgreSQL table of their
+//! own), a connection of the test's own to read the leases, and the end of a run: stop writing,
+//! wait until every acknowledged record was processed, stop the workers and check their logs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use kcl_core::{LeaseStore, StreamName};
+use kcl_store_postgres::{PostgresLeaseStore, PostgresLeaseStoreConfig};
+use kcl_store_sqlite::SqliteLeaseStore;
+use sqlx::PgConnection;
+
+use crate::http_producer::HttpProducer;
+use crate::log_checker::{self, Report, WorkerFault};
+use crate::postgres_admin;
+use crate::processes::{self, EngineServer, WorkerProcess, WorkerSettings};
+use crate::processor_faults::ProcessorFaults;
+use crate::stream_admin;
+use crate::wait::wait_until;
+use crate::worker_log::{Event, read_logs};
+
+/// Where the workers keep their leases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseBackend {
+    /// One SQLite file in the cluster's temporary directory.
+    Sqlite,
+    /// A PostgreSQL table of the cluster's own (`KCL_TEST_POSTGRES_URL`).
+    Postgres,
+}
+
+/// What a cluster is made of.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The stream's name, and the start of the PostgreSQL table's (with the process id after
+    /// it): short, lowercase.
+    pub name: &'static str,
+    /// Where the leases are kept.
+    pub backend: LeaseBackend,
+    /// The stream's shards.
+    pub shards: usize,
+    /// The worker processes, `w1` to `wN`.
+    pub workers: usize,
+    /// The workers' lease duration.
+    pub lease: Duration,
+    /// The workers' taker interval.
+    pub taker: Duration,
+}
+
+/// The engine, the producer, the workers, and the lease store they share.
+pub struct ProcessCluster {
+    /// A client of the engine.
+    pub client: Client,
+    /// The worker processes, `w1` first.
+    pub workers: Vec<WorkerProcess>,
+    /// Where the workers log.
+    pub log_dir: PathBuf,
+    config: ClusterConfig,
+    producer: Option<HttpProducer>,
+    store: Arc<dyn LeaseStore>,
+    /// The administrative connection and the table, for PostgreSQL.
+    postgres: Option<(PgConnection, String)>,
+    _server: EngineServer,
+    dir: tempfile::TempDir,
+}
+
+impl ProcessCluster {
+    /// Starts the engine, creates the stream and the lease tables, starts writing 240 records a
+    /// second over 96 keys and starts the workers from `binary` (the test's
+    /// `CARGO_BIN_EXE_kcl-test-worker`), which checkpoint after every batch. `None` when
+    /// PostgreSQL is unreachable outside CI.
+    pub async fn start(config: ClusterConfig, binary: &str) -> Option<ProcessCluster> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log_dir = dir.path().join("logs");
+        std::fs::create_dir(&log_dir).expect("the log directory");
+        // The tables are created once here, rather than by several processes racing to.
+        let (leases, table, store, postgres): (_, _, Arc<dyn LeaseStore>, _) = match config.backend
+        {
+            LeaseBackend::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("leases.db").display());
+                let store = SqliteLeaseStore::connect(&url)
+                    .await
+                    .expect("the SQLite lease store");
+                (url, None, Arc::new(store), None)
+            }
+            LeaseBackend::Postgres => {
+                let mut admin = postgres_admin::connect().await?;
+                let table = format!("{}_{}", config.name, std::process::id());
+                postgres_admin::fresh_tables(&mut admin, &table).await;
+                let store = PostgresLeaseStore::connect_with(
+                    PostgresLeaseStoreConfig::new(postgres_admin::url())
+                        .table(&table)
+                        .max_connections(1),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("the lease table {table}: {e}"));
+                (
+                    postgres_admin::url(),
+                    Some(table.clone()),
+                    Arc::new(store),
+                    Some((admin, table)),
+                )
+            }
+        };
+        let server = EngineServer::start();
+        let client = kcl_kinesis::local_client(&server.endpoint);
+        stream_admin::create_stream(&client, config.name, config.shards as i32).await;
+        stream_admin::wait_until_listed(&client, config.name).await;
+        let producer = HttpProducer::start(
+            client.clone(),
+            config.name,
+            96,
+            24,
+            Duration::from_millis(100),
+        );
+        let settings = WorkerSettings {
+            endpoint: server.endpoint.clone(),
+            stream: config.name.to_owned(),
+            leases,
+            table,
+            application_name: None,
+            lease: config.lease,
+            taker: config.taker,
+            checkpoint_interval: Duration::ZERO,
+            processor_faults: ProcessorFaults::default(),
+            log_dir: log_dir.clone(),
+        };
+        let binary = processes::worker_binary(binary);
+        let workers = (1..=config.workers)
+            .map(|i| WorkerProcess::start(&binary, &format!("w{i}"), &settings))
+            .collect();
+        Some(ProcessCluster {
+            client,
+            workers,
+            log_dir,
+            config,
+            producer: Some(producer),
+            store,
+            postgres,
+            _server: server,
+            dir,
+        })
+    }
+
+    /// Everything the workers logged so far.
+    pub fn events(&self) -> Vec<Event> {
+        read_logs(&self.log_dir)
+    }
+
+    /// The shards the current incarnation of worker `i` holds, by its log.
+    pub fn held_by(&self, i: usize) -> BTreeSet<String> {
+        log_checker::shards_held(&self.events())
+            .remove(&self.workers[i].instance())
+            .unwrap_or_default()
+    }
+
+    /// Waits (at most `limit`) until every running worker holds at least one shard and every
+    /// shard is held by a running worker; returns whether that happened.
+    pub async fn wait_until_spread(&self, limit: Duration) -> bool {
+        wait_until(limit, || {
+            let held = log_checker::shards_held(&self.events());
+            let mut covered = BTreeSet::new();
+            for worker in self.workers.iter().filter(|w| w.is_alive()) {
+                match held.get(&worker.instance()) {
+                    Some(shards) if !shards.is_empty() => covered.extend(shards),
+                    _ => return false,
+                }
+            }
+            covered.len() == self.config.shards
+        })
+        .await
+    }
+
+    /// The shards whose leases the current incarnation of worker `i` owns in the store, each
+    /// with the time left before the lease expires there (zero once expired).
+    pub async fn lease_time_left(&self, i: usize) -> BTreeMap<String, Duration> {
+        let instance = self.workers[i].instance();
+        let worker_id = self
+            .events()
+            .into_iter()
+            .find_map(|event| match event {
+                Event::Hello { w, worker_id, .. } if w == instance => Some(worker_id),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{instance} logged no hello"));
+        let stream = StreamName::new(self.config.name).expect("a valid stream name");
+        self.store
+            .list_leases(&stream)
+            .await
+            .unwrap_or_else(|e| panic!("listing the leases: {e}"))
+            .into_iter()
+            .filter(|lease| lease.owner.as_ref().map(|o| o.as_str()) == Some(worker_id.as_str()))
+            .map(|lease| {
+                (
+                    lease.key.shard.to_string(),
+                    lease.time_left.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Stops the producer, waits (at most a minute) until every acknowledged record was
+    /// processed, fails if a running worker exited by itself, stops everything and checks the
+    /// logs against `faults`. Prints the summary; keeps the logs (and prints where) when a
+    /// guarantee broke.
+    pub async fn finish(mut self, faults: &[WorkerFault]) -> Report {
+        let produced = self.producer.take().expect("producing").stop().await;
+        let drained = wait_until(Duration::from_secs(60), || {
+            let processed = log_checker::processed_records(&self.events());
+            produced.acknowledged.is_subset(&processed)
+        })
+        .await;
+        for worker in &mut self.workers {
+            worker.assert_running();
+        }
+        let shards = stream_admin::list_shards(&self.client, self.config.name).await;
+        self.workers.clear();
+        let report = log_checker::check(&self.events(), &produced.acknowledged, &shards, faults);
+        println!(
+            "{}\nunacknowledged puts (not required): {}; drained: {drained}",
+            report.summary(),
+            produced.unacknowledged
+        );
+        if let Some((mut admin, table)) = self.postgres.take() {
+            postgres_admin::drop_tables(&mut admin, &table).await;
+        }
+        if !report.lost.is_empty() || !report.violations.is_empty() {
+            println!("worker logs kept in {}", self.dir.keep().display());
+        }
+        report
+    }
+}
