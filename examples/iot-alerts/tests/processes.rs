@@ -156,10 +156,11 @@ async fn a_killed_worker_loses_no_alert_and_repeats_only_what_it_had_not_checkpo
     );
     tokio::time::sleep(Duration::from_secs(6)).await;
 
-    // A crash: nothing checkpointed or released. Its leases keep its last checkpoints until
-    // they expire, since no one else may write them.
-    victim.crash();
+    // A crash: nothing checkpointed or released. The survivor takes the leases at once, so the
+    // victim's last checkpoints are read while it is frozen, just before it is killed.
+    victim.freeze();
     let at_crash = leases().await;
+    victim.crash();
     let victim_checkpoints: BTreeMap<ShardId, Checkpoint> = owned_by(&at_crash, "victim")
         .into_iter()
         .map(|lease| (lease.key.shard.clone(), lease.checkpoint.clone()))

@@ -33,11 +33,20 @@ impl Process {
 
     /// Sends SIGTERM (a graceful stop).
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends SIGSTOP: the process keeps everything it holds but does nothing more.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    fn signal(&self, signal: &str) {
         let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
             .expect("run kill");
-        assert!(sent.success(), "kill -TERM {}", self.name);
+        assert!(sent.success(), "kill -{signal} {}", self.name);
     }
 
     /// Sends SIGKILL (a crash: no checkpoint, no release) and reaps the process.
