@@ -8,6 +8,12 @@
 //! reads) but not connected onward until the hole heals. Once healed, everything held back flows
 //! again in order, as TCP retransmission delivers it after a partition ends.
 //!
+//! A cut ([`BlackHoleProxy::cut`]) is the other failure of a network path: every connection open
+//! through the proxy is reset in both directions at once, as a firewall that drops its state
+//! table or a proxy that restarts does, while new connections are accepted and forwarded as
+//! before, so the client can reconnect at once. The server sees its sessions end (PostgreSQL
+//! ends each backend, and lets go of its session-level locks), the client sees its calls fail.
+//!
 //! One difference from a real partition: the proxy's kernel still acknowledges what it receives,
 //! so a client relying on TCP keepalive or `TCP_USER_TIMEOUT` would not notice the hole; a
 //! client that bounds its own calls (what the lease store must do) does.
@@ -17,18 +23,26 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
+
+/// How long [`BlackHoleProxy::cut`] waits for the proxy's thread to reset its connections: it
+/// takes microseconds; the bound only keeps a broken proxy from hanging a test.
+const CUT_WAIT: Duration = Duration::from_secs(10);
 
 /// A proxy from a local port to `upstream`.
 pub struct BlackHoleProxy {
     address: SocketAddr,
     /// `true` while forwarding, `false` while black-holed.
     open: watch::Sender<bool>,
+    /// Requests to cut, each answered with how many connections were reset.
+    cuts: mpsc::UnboundedSender<std_mpsc::SyncSender<usize>>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -44,6 +58,7 @@ impl BlackHoleProxy {
             .enable_io()
             .build()?;
         let (open, gate) = watch::channel(true);
+        let (cuts, cut_requests) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel();
         let upstream = upstream.to_owned();
         let thread = std::thread::Builder::new()
@@ -53,7 +68,7 @@ impl BlackHoleProxy {
                     match TcpListener::from_std(listener) {
                         Ok(listener) => {
                             tokio::select! {
-                                () = accept(listener, upstream, gate) => {}
+                                () = accept(listener, upstream, gate, cut_requests) => {}
                                 _ = stopped => {}
                             }
                         }
@@ -65,6 +80,7 @@ impl BlackHoleProxy {
         Ok(BlackHoleProxy {
             address,
             open,
+            cuts,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -89,6 +105,23 @@ impl BlackHoleProxy {
     pub fn is_black_holed(&self) -> bool {
         !*self.open.borrow()
     }
+
+    /// Resets every connection the proxy has accepted and not yet closed, on both sides
+    /// (client and upstream) with a TCP RST, and returns how many there were, once they are
+    /// closed. What either side had in flight is dropped, and a connection held at a black hole
+    /// is reset too. Connections made after this returns are forwarded as usual (or held, while
+    /// black-holed).
+    ///
+    /// Blocks the calling thread for the moment the proxy's thread takes (microseconds).
+    pub fn cut(&self) -> usize {
+        let (reply, answer) = std_mpsc::sync_channel(1);
+        if self.cuts.send(reply).is_err() {
+            return 0;
+        }
+        answer
+            .recv_timeout(CUT_WAIT)
+            .unwrap_or_else(|error| panic!("the proxy at {} did not cut: {error}", self.address))
+    }
 }
 
 impl Drop for BlackHoleProxy {
@@ -102,35 +135,97 @@ impl Drop for BlackHoleProxy {
     }
 }
 
+/// What a cut hands each connection: the connection drops it once reset, and the cut waits
+/// until every one is dropped.
+type CutDone = mpsc::Sender<()>;
+
 /// Accepts connections until the proxy stops; each is relayed on a task of its own, dropped
-/// with the proxy.
-async fn accept(listener: TcpListener, upstream: String, gate: watch::Receiver<bool>) {
+/// with the proxy, and can be cut through the switch kept for it here.
+async fn accept(
+    listener: TcpListener,
+    upstream: String,
+    gate: watch::Receiver<bool>,
+    mut cut_requests: mpsc::UnboundedReceiver<std_mpsc::SyncSender<usize>>,
+) {
     let mut connections = JoinSet::new();
+    let mut switches: Vec<oneshot::Sender<CutDone>> = Vec::new();
     loop {
+        // Accepting first: a connection the kernel has queued when a cut is asked for is
+        // accepted, and cut, before the cut is done.
         tokio::select! {
+            biased;
             accepted = listener.accept() => match accepted {
                 Ok((client, _)) => {
-                    connections.spawn(relay(client, upstream.clone(), gate.clone()));
+                    switches.retain(|switch| !switch.is_closed());
+                    let (switch, cut) = oneshot::channel();
+                    switches.push(switch);
+                    connections.spawn(relay(client, upstream.clone(), gate.clone(), cut));
                 }
                 Err(error) => eprintln!("proxy: accept failed: {error}"),
             },
             Some(_) = connections.join_next() => {}
+            Some(reply) = cut_requests.recv() => {
+                let (done, mut all_done) = mpsc::channel(1);
+                // A switch whose connection already ended refuses the send.
+                let cut = switches
+                    .drain(..)
+                    .map(|switch| switch.send(done.clone()).is_ok())
+                    .filter(|&sent| sent)
+                    .count();
+                drop(done);
+                // `None` once every connection that got a clone has dropped it.
+                let _ = all_done.recv().await;
+                let _ = reply.try_send(cut);
+            }
         }
     }
 }
 
-/// Relays one connection both ways once the gate is open.
-async fn relay(client: TcpStream, upstream: String, mut gate: watch::Receiver<bool>) {
+/// Relays one connection both ways once the gate is open, until either side ends it or a cut
+/// resets both.
+async fn relay(
+    mut client: TcpStream,
+    upstream: String,
+    gate: watch::Receiver<bool>,
+    cut: oneshot::Receiver<CutDone>,
+) {
+    let mut server = None;
+    let done = tokio::select! {
+        () = forward(&mut client, &mut server, &upstream, gate) => return,
+        Ok(done) = cut => done,
+    };
+    reset(client);
+    if let Some(server) = server {
+        reset(server);
+    }
+    drop(done);
+}
+
+/// Closes `stream` with a RST rather than a FIN: no lingering, what is unsent is dropped, and
+/// the peer's next call fails at once, as after a firewall reset.
+fn reset(stream: TcpStream) {
+    let _ = stream.set_zero_linger();
+    drop(stream);
+}
+
+/// Connects to `upstream` once the gate is open (the connection is left in `server`, for a cut
+/// to reset), then pumps both ways until both directions ended.
+async fn forward(
+    client: &mut TcpStream,
+    server: &mut Option<TcpStream>,
+    upstream: &str,
+    mut gate: watch::Receiver<bool>,
+) {
     wait_open(&mut gate).await;
-    let server = match TcpStream::connect(&upstream).await {
-        Ok(server) => server,
+    let server = match TcpStream::connect(upstream).await {
+        Ok(connected) => server.insert(connected),
         // Closing the client is what refusing it would look like to the client.
         Err(_) => return,
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let (client_read, client_write) = client.into_split();
-    let (server_read, server_write) = server.into_split();
+    let (client_read, client_write) = client.split();
+    let (server_read, server_write) = server.split();
     tokio::join!(
         pump(client_read, server_write, gate.clone()),
         pump(server_read, client_write, gate),
@@ -218,13 +313,16 @@ mod tests {
         assert_eq!(url_through("no url", proxy), None);
     }
 
-    /// An echo server on a thread; returns its address.
-    fn echo_server() -> SocketAddr {
+    /// An echo server on a thread; returns its address, and a channel that gets a message each
+    /// time one of its connections ends.
+    fn echo_server() -> (SocketAddr, std_mpsc::Receiver<()>) {
         let listener = StdTcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
+        let (ended, ends) = std_mpsc::channel();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let mut stream = stream.unwrap();
+                let ended = ended.clone();
                 std::thread::spawn(move || {
                     let mut buffer = [0u8; 1024];
                     while let Ok(n) = stream.read(&mut buffer) {
@@ -232,10 +330,27 @@ mod tests {
                             break;
                         }
                     }
+                    let _ = ended.send(());
                 });
             }
         });
-        address
+        (address, ends)
+    }
+
+    /// A connection through `proxy` whose reads give up after `timeout`.
+    fn connect(proxy: &BlackHoleProxy, timeout: Duration) -> StdTcpStream {
+        let stream = StdTcpStream::connect(proxy.address()).unwrap();
+        stream.set_read_timeout(Some(timeout)).unwrap();
+        stream
+    }
+
+    /// Asserts that `stream` was reset: its next read fails with `ConnectionReset`.
+    fn assert_reset(stream: &mut StdTcpStream, which: &str) {
+        let mut byte = [0u8; 1];
+        match stream.read(&mut byte) {
+            Err(error) => assert_eq!(error.kind(), io::ErrorKind::ConnectionReset, "{which}"),
+            Ok(n) => panic!("{which} read {n} bytes after the cut"),
+        }
     }
 
     fn exchange(stream: &mut StdTcpStream, text: &[u8]) -> io::Result<Vec<u8>> {
@@ -247,7 +362,8 @@ mod tests {
 
     #[test]
     fn a_black_hole_holds_bytes_without_closing_and_healing_delivers_them() {
-        let proxy = BlackHoleProxy::start(&echo_server().to_string()).unwrap();
+        let (upstream, _ends) = echo_server();
+        let proxy = BlackHoleProxy::start(&upstream.to_string()).unwrap();
         let mut stream = StdTcpStream::connect(proxy.address()).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_millis(300)))
@@ -283,5 +399,47 @@ mod tests {
         late.read_exact(&mut held).unwrap();
         assert_eq!(&held, b"thr");
         assert_eq!(exchange(&mut stream, b"four").unwrap(), b"four");
+    }
+
+    #[test]
+    fn a_cut_resets_every_connection_on_both_sides_and_new_ones_are_forwarded() {
+        let (upstream, ends) = echo_server();
+        let proxy = BlackHoleProxy::start(&upstream.to_string()).unwrap();
+        let wait = Duration::from_secs(10);
+        let mut first = connect(&proxy, wait);
+        let mut second = connect(&proxy, wait);
+        assert_eq!(exchange(&mut first, b"one").unwrap(), b"one");
+        assert_eq!(exchange(&mut second, b"two").unwrap(), b"two");
+
+        assert_eq!(proxy.cut(), 2, "both connections were open");
+        assert_reset(&mut first, "the first client");
+        assert_reset(&mut second, "the second client");
+        // The server's side of each ended too.
+        for _ in 0..2 {
+            ends.recv_timeout(wait)
+                .expect("the upstream saw its connection end");
+        }
+
+        // A new connection is forwarded, and a cut takes it too, along with one held at a
+        // black hole that never reached the upstream.
+        let mut third = connect(&proxy, wait);
+        assert_eq!(exchange(&mut third, b"three").unwrap(), b"three");
+        proxy.black_hole();
+        let mut held = connect(&proxy, wait);
+        held.write_all(b"four").unwrap();
+        // Accepted (the proxy reads its listener even while black-holed) before the cut.
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(proxy.cut(), 2);
+        assert_reset(&mut third, "the third client");
+        assert_reset(&mut held, "the client held at the black hole");
+        assert!(
+            proxy.is_black_holed(),
+            "a cut leaves the black hole as it was"
+        );
+
+        proxy.heal();
+        let mut fourth = connect(&proxy, wait);
+        assert_eq!(exchange(&mut fourth, b"five").unwrap(), b"five");
+        assert_eq!(proxy.cut(), 1, "only the connection still open is cut");
     }
 }

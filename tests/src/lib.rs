@@ -16,4 +16,5 @@ pub mod seeded_rng;
 pub mod stores;
 pub mod stream_admin;
 pub mod wait;
+pub mod worker_cluster;
 pub mod worker_log;

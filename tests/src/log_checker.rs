@@ -627,6 +627,54 @@ pub fn processed_records(events: &[Event]) -> BTreeSet<(String, u64)> {
         .collect()
 }
 
+/// The takeovers after one kind of fault: how many shards the faulted workers held, and the
+/// times measured, in µs, each list sorted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TakeoverTimes {
+    /// Shards held by the faulted workers at their faults (those never taken over included).
+    pub shards: usize,
+    /// From the fault to the next owner's processor initialized ([`Takeover::after`]).
+    pub after: Vec<u64>,
+    /// From the fault to the next owner's first waiting record
+    /// ([`Takeover::first_record_after`]).
+    pub first_record_after: Vec<u64>,
+}
+
+impl TakeoverTimes {
+    /// One line: the count, then median, p90 and worst of each measure.
+    pub fn describe(&self) -> String {
+        let spread = |times: &[u64]| {
+            format!(
+                "{} measured, median {}, p90 {}, worst {}",
+                times.len(),
+                shown_ms(quantile(times, 0.5)),
+                shown_ms(quantile(times, 0.9)),
+                shown_ms(quantile(times, 1.0))
+            )
+        };
+        format!(
+            "{} shards; taken over (processor initialized): {}; first waiting record: {}",
+            self.shards,
+            spread(&self.after),
+            spread(&self.first_record_after)
+        )
+    }
+}
+
+/// The element of sorted `times` at `fraction` of the way (0.5 the median, 1.0 the worst).
+fn quantile(times: &[u64], fraction: f64) -> Option<u64> {
+    let i = ((times.len() as f64 * fraction) as usize).min(times.len().max(1) - 1);
+    times.get(i).copied()
+}
+
+/// µs as whole milliseconds, or `-` for nothing measured.
+fn shown_ms(micros: Option<u64>) -> String {
+    micros.map_or_else(
+        || "-".to_owned(),
+        |t| format!("{:.0} ms", t as f64 / 1000.0),
+    )
+}
+
 impl Report {
     /// Takeover times that were measured, in µs, sorted.
     pub fn takeover_times(&self) -> Vec<u64> {
@@ -646,14 +694,28 @@ impl Report {
         times
     }
 
+    /// Takeover times per kind of fault (`kill`, `pause`), so that takeovers the store can
+    /// prove at once (a dead process) are not averaged with those that must wait for the lease
+    /// (a paused one).
+    pub fn takeovers_by_kind(&self) -> BTreeMap<&'static str, TakeoverTimes> {
+        let mut kinds: BTreeMap<&'static str, TakeoverTimes> = BTreeMap::new();
+        for takeover in &self.takeovers {
+            let times = kinds.entry(takeover.fault.kind).or_default();
+            times.shards += 1;
+            times.after.extend(takeover.after);
+            times.first_record_after.extend(takeover.first_record_after);
+        }
+        for times in kinds.values_mut() {
+            times.after.sort_unstable();
+            times.first_record_after.sort_unstable();
+        }
+        kinds
+    }
+
     /// A few lines of figures for the test's output.
     pub fn summary(&self) -> String {
-        let ms = |micros: u64| format!("{:.0} ms", micros as f64 / 1000.0);
         let median_and_worst = |times: Vec<u64>| {
-            let at = |fraction: f64| {
-                let i = ((times.len() as f64 * fraction) as usize).min(times.len().max(1) - 1);
-                times.get(i).map_or_else(|| "-".to_owned(), |t| ms(*t))
-            };
+            let at = |fraction: f64| shown_ms(quantile(&times, fraction));
             format!(
                 "{} measured, median {}, p99 {}, worst {}",
                 times.len(),
@@ -1087,6 +1149,47 @@ mod tests {
                 ("w1.0".to_owned(), BTreeSet::from(["s0".to_owned()])),
                 ("w2.0".to_owned(), BTreeSet::from(["s0".to_owned()])),
             ])
+        );
+    }
+
+    #[test]
+    fn takeovers_are_summarized_per_kind_of_fault() {
+        let takeover = |kind: &'static str, after: Option<u64>, first: Option<u64>| Takeover {
+            fault: WorkerFault {
+                kind,
+                instance: "w1.0".to_owned(),
+                at: 0,
+            },
+            shard: "s0".to_owned(),
+            after,
+            first_record_after: first,
+        };
+        let report = Report {
+            takeovers: vec![
+                takeover("kill", Some(300_000), Some(350_000)),
+                takeover("pause", Some(2_600_000), None),
+                takeover("kill", Some(100_000), Some(150_000)),
+                takeover("kill", None, None),
+                takeover("kill", Some(200_000), None),
+            ],
+            ..Report::default()
+        };
+        let kinds = report.takeovers_by_kind();
+        assert_eq!(kinds.keys().copied().collect::<Vec<_>>(), ["kill", "pause"]);
+        let kill = &kinds["kill"];
+        assert_eq!(kill.shards, 4, "the one never taken over counts as held");
+        assert_eq!(kill.after, [100_000, 200_000, 300_000]);
+        assert_eq!(kill.first_record_after, [150_000, 350_000]);
+        assert_eq!(
+            kill.describe(),
+            "4 shards; taken over (processor initialized): 3 measured, median 200 ms, p90 300 ms, \
+             worst 300 ms; first waiting record: 2 measured, median 350 ms, p90 350 ms, worst \
+             350 ms"
+        );
+        assert_eq!(
+            kinds["pause"].describe(),
+            "1 shards; taken over (processor initialized): 1 measured, median 2600 ms, p90 2600 \
+             ms, worst 2600 ms; first waiting record: 0 measured, median -, p90 -, worst -"
         );
     }
 }
