@@ -1,10 +1,11 @@
-//! A cluster for the multi-process tests: `kcl engine serve` with one stream written at a steady
-//! rate, worker processes sharing one lease store (a SQLite file, or a PostgreSQL table of their
-//! own), a connection of the test's own to read the leases, and the end of a run: stop writing,
-//! wait until every acknowledged record was processed, stop the workers and check their logs.
+//! A cluster for the multi-process tests and benches: `kcl engine serve` with one stream written
+//! at a steady rate, worker processes sharing one lease store (a SQLite file, or a PostgreSQL
+//! table of their own), a connection of the test's own to read the leases, a worker killed and
+//! its shards watched until they resume elsewhere, and the end of a run: stop writing, wait until
+//! every acknowledged record was processed, stop the workers and check their logs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use kcl_store_sqlite::SqliteLeaseStore;
 use sqlx::PgConnection;
 
 use crate::http_producer::HttpProducer;
-use crate::log_checker::{self, Report, WorkerFault};
+use crate::log_checker::{self, Report, Takeover, WorkerFault};
 use crate::postgres_admin;
 use crate::processes::{self, EngineServer, WorkerProcess, WorkerSettings};
 use crate::processor_faults::ProcessorFaults;
@@ -70,9 +71,15 @@ pub struct ProcessCluster {
 impl ProcessCluster {
     /// Starts the engine, creates the stream and the lease tables, starts writing 240 records a
     /// second over 96 keys and starts the workers from `binary` (the test's
-    /// `CARGO_BIN_EXE_kcl-test-worker`), which checkpoint after every batch. `None` when
-    /// PostgreSQL is unreachable outside CI.
+    /// `CARGO_BIN_EXE_kcl-test-worker`, or `KCL_TEST_WORKER_BIN` when set), which checkpoint
+    /// after every batch. `None` when PostgreSQL is unreachable outside CI.
     pub async fn start(config: ClusterConfig, binary: &str) -> Option<ProcessCluster> {
+        ProcessCluster::start_from(config, &processes::worker_binary(binary)).await
+    }
+
+    /// [`start`](Self::start) with the workers started from exactly `binary`, whatever
+    /// `KCL_TEST_WORKER_BIN` says: for comparing a worker built at another commit.
+    pub async fn start_from(config: ClusterConfig, binary: &Path) -> Option<ProcessCluster> {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let log_dir = dir.path().join("logs");
         std::fs::create_dir(&log_dir).expect("the log directory");
@@ -128,9 +135,8 @@ impl ProcessCluster {
             processor_faults: ProcessorFaults::default(),
             log_dir: log_dir.clone(),
         };
-        let binary = processes::worker_binary(binary);
         let workers = (1..=config.workers)
-            .map(|i| WorkerProcess::start(&binary, &format!("w{i}"), &settings))
+            .map(|i| WorkerProcess::start(binary, &format!("w{i}"), &settings))
             .collect();
         Some(ProcessCluster {
             client,
@@ -170,6 +176,40 @@ impl ProcessCluster {
                 }
             }
             covered.len() == self.config.shards
+        })
+        .await
+    }
+
+    /// SIGKILLs worker `i`; returns the fault, whose takeovers [`finish`](Self::finish)'s report
+    /// then measures.
+    pub fn kill(&mut self, i: usize) -> WorkerFault {
+        let instance = self.workers[i].instance();
+        let at = self.workers[i].kill();
+        WorkerFault {
+            kind: "kill",
+            instance,
+            at,
+        }
+    }
+
+    /// Waits (at most `limit`) until every shard `fault`'s worker held has been taken over and
+    /// has processed a record since, so that its new owner's first record, waiting or not, is in
+    /// the logs; returns whether that happened.
+    pub async fn wait_until_resumed(&self, fault: &WorkerFault, limit: Duration) -> bool {
+        wait_until(limit, || {
+            let events = self.events();
+            let takeovers = takeovers_of(&events, fault);
+            !takeovers.is_empty()
+                && takeovers.iter().all(|takeover| {
+                    let Some(after) = takeover.after else {
+                        return false;
+                    };
+                    takeover.first_record_after.is_some()
+                        || events.iter().any(|event| {
+                            matches!(event, Event::Record { shard, t, .. }
+                                if *shard == takeover.shard && *t >= fault.at + after)
+                        })
+                })
         })
         .await
     }
@@ -232,4 +272,19 @@ impl ProcessCluster {
         }
         report
     }
+}
+
+/// The takeovers of `fault`'s shards, by `events`.
+fn takeovers_of(events: &[Event], fault: &WorkerFault) -> Vec<Takeover> {
+    log_checker::check(events, &BTreeSet::new(), &[], std::slice::from_ref(fault)).takeovers
+}
+
+/// How long a shard went unprocessed after a fault, as its consumers see it: until its next owner
+/// processed the first record that was waiting, or began the shard when none was. `None` if it
+/// was never taken over.
+pub fn resumed_after(takeover: &Takeover) -> Option<Duration> {
+    takeover
+        .first_record_after
+        .or(takeover.after)
+        .map(Duration::from_micros)
 }
