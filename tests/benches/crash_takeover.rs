@@ -172,12 +172,11 @@ async fn measure(
         let delay = lease / 3 * kill as u32 / kills as u32;
         for i in order {
             let config = ClusterConfig {
-                name,
-                backend,
                 shards: SHARDS,
                 workers: WORKERS,
                 lease,
                 taker,
+                ..ClusterConfig::new(name, backend)
             };
             let build = &builds[i];
             let times = one_kill(config, build, kill % WORKERS, delay).await?;

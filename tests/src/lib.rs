@@ -16,5 +16,4 @@ pub mod seeded_rng;
 pub mod stores;
 pub mod stream_admin;
 pub mod wait;
-pub mod worker_cluster;
 pub mod worker_log;

@@ -1,10 +1,12 @@
 //! A cluster for the multi-process tests and benches: `kcl engine serve` with one stream written
 //! at a steady rate, worker processes sharing one lease store (a SQLite file, or a PostgreSQL
-//! table of their own), a connection of the test's own to read the leases, a worker killed and
-//! its shards watched until they resume elsewhere, and the end of a run: stop writing, wait until
-//! every acknowledged record was processed, stop the workers and check their logs.
+//! table of their own, which one worker may reach through a `black_hole_proxy`), a connection of
+//! the test's own to read the leases, a worker killed and its shards watched until they resume
+//! elsewhere, and the end of a run: stop writing, wait until every acknowledged record was
+//! processed, stop the workers and check their logs.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,14 +17,16 @@ use kcl_store_postgres::{PostgresLeaseStore, PostgresLeaseStoreConfig};
 use kcl_store_sqlite::SqliteLeaseStore;
 use sqlx::PgConnection;
 
+use crate::black_hole_proxy::url_through;
 use crate::http_producer::HttpProducer;
+use crate::late_deliveries::{self, HeldLease};
 use crate::log_checker::{self, Report, Takeover, WorkerFault};
 use crate::postgres_admin;
 use crate::processes::{self, EngineServer, WorkerProcess, WorkerSettings};
 use crate::processor_faults::ProcessorFaults;
 use crate::stream_admin;
 use crate::wait::wait_until;
-use crate::worker_log::{Event, read_logs};
+use crate::worker_log::{Event, read_logs, wall_micros};
 
 /// Where the workers keep their leases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,31 @@ pub struct ClusterConfig {
     pub lease: Duration,
     /// The workers' taker interval.
     pub taker: Duration,
+    /// How often processors checkpoint (zero: after every batch).
+    pub checkpoint_interval: Duration,
+    /// What processors inject.
+    pub processor_faults: ProcessorFaults,
+    /// A worker (by index: `w1` is 0) that reaches PostgreSQL through the proxy at this address
+    /// (`black_hole_proxy`) rather than directly.
+    pub proxied: Option<(usize, SocketAddr)>,
+}
+
+impl ClusterConfig {
+    /// Six shards over three workers with the test worker's defaults (2 s leases, taken every
+    /// 500 ms), checkpoints after every batch, no processor faults and no proxy.
+    pub fn new(name: &'static str, backend: LeaseBackend) -> ClusterConfig {
+        ClusterConfig {
+            name,
+            backend,
+            shards: 6,
+            workers: 3,
+            lease: Duration::from_secs(2),
+            taker: Duration::from_millis(500),
+            checkpoint_interval: Duration::ZERO,
+            processor_faults: ProcessorFaults::default(),
+            proxied: None,
+        }
+    }
 }
 
 /// The engine, the producer, the workers, and the lease store they share.
@@ -64,6 +93,8 @@ pub struct ProcessCluster {
     store: Arc<dyn LeaseStore>,
     /// The administrative connection and the table, for PostgreSQL.
     postgres: Option<(PgConnection, String)>,
+    /// Whether [`finish`](Self::finish) keeps the logs even when the guarantees hold.
+    keep_logs: bool,
     _server: EngineServer,
     dir: tempfile::TempDir,
 }
@@ -71,8 +102,8 @@ pub struct ProcessCluster {
 impl ProcessCluster {
     /// Starts the engine, creates the stream and the lease tables, starts writing 240 records a
     /// second over 96 keys and starts the workers from `binary` (the test's
-    /// `CARGO_BIN_EXE_kcl-test-worker`, or `KCL_TEST_WORKER_BIN` when set), which checkpoint
-    /// after every batch. `None` when PostgreSQL is unreachable outside CI.
+    /// `CARGO_BIN_EXE_kcl-test-worker`, or `KCL_TEST_WORKER_BIN` when set). `None` when
+    /// PostgreSQL is unreachable outside CI.
     pub async fn start(config: ClusterConfig, binary: &str) -> Option<ProcessCluster> {
         ProcessCluster::start_from(config, &processes::worker_binary(binary)).await
     }
@@ -131,12 +162,20 @@ impl ProcessCluster {
             application_name: None,
             lease: config.lease,
             taker: config.taker,
-            checkpoint_interval: Duration::ZERO,
-            processor_faults: ProcessorFaults::default(),
+            checkpoint_interval: config.checkpoint_interval,
+            processor_faults: config.processor_faults,
             log_dir: log_dir.clone(),
         };
-        let workers = (1..=config.workers)
-            .map(|i| WorkerProcess::start(binary, &format!("w{i}"), &settings))
+        let workers = (0..config.workers)
+            .map(|i| {
+                let mut settings = settings.clone();
+                if let Some((_, proxy)) = config.proxied.filter(|(proxied, _)| *proxied == i) {
+                    settings.leases = url_through(&settings.leases, proxy)
+                        .expect("a postgres://host:port URL to proxy")
+                        .0;
+                }
+                WorkerProcess::start(binary, &format!("w{}", i + 1), &settings)
+            })
             .collect();
         Some(ProcessCluster {
             client,
@@ -146,6 +185,7 @@ impl ProcessCluster {
             producer: Some(producer),
             store,
             postgres,
+            keep_logs: false,
             _server: server,
             dir,
         })
@@ -180,6 +220,36 @@ impl ProcessCluster {
         .await
     }
 
+    /// Waits (at most `limit`) until every worker holds the same share of the shards and every
+    /// shard's processor has logged the epoch it works at; returns whether that happened.
+    pub async fn wait_until_balanced(&self, limit: Duration) -> bool {
+        let share = self.config.shards / self.config.workers;
+        wait_until(limit, || {
+            let events = self.events();
+            let held = log_checker::shards_held(&events);
+            let working = late_deliveries::held_leases(&events)
+                .iter()
+                .filter(|run| run.ended.is_none() && run.epoch.is_some())
+                .count();
+            working == self.config.shards
+                && self.workers.iter().all(|worker| {
+                    held.get(&worker.instance())
+                        .is_some_and(|shards| shards.len() == share)
+                })
+        })
+        .await
+    }
+
+    /// The runs worker `i` holds now by its log, each once it logged the epoch it works at.
+    pub fn leases_of(&self, i: usize) -> Vec<HeldLease> {
+        let instance = self.workers[i].instance();
+        let now = wall_micros();
+        late_deliveries::held_leases(&self.events())
+            .into_iter()
+            .filter(|run| run.w == instance && run.held_at(now) && run.epoch.is_some())
+            .collect()
+    }
+
     /// SIGKILLs worker `i`; returns the fault, whose takeovers [`finish`](Self::finish)'s report
     /// then measures.
     pub fn kill(&mut self, i: usize) -> WorkerFault {
@@ -190,6 +260,11 @@ impl ProcessCluster {
             instance,
             at,
         }
+    }
+
+    /// The takeovers of `fault`'s shards so far, by the logs.
+    pub fn takeovers(&self, fault: &WorkerFault) -> Vec<Takeover> {
+        takeovers_of(&self.events(), fault)
     }
 
     /// Waits (at most `limit`) until every shard `fault`'s worker held has been taken over and
@@ -242,10 +317,16 @@ impl ProcessCluster {
             .collect()
     }
 
+    /// Makes [`finish`](Self::finish) keep the logs even if the guarantees hold: for a test
+    /// whose own checks failed.
+    pub fn keep_logs(&mut self) {
+        self.keep_logs = true;
+    }
+
     /// Stops the producer, waits (at most a minute) until every acknowledged record was
     /// processed, fails if a running worker exited by itself, stops everything and checks the
     /// logs against `faults`. Prints the summary; keeps the logs (and prints where) when a
-    /// guarantee broke.
+    /// guarantee broke or [`keep_logs`](Self::keep_logs) asked.
     pub async fn finish(mut self, faults: &[WorkerFault]) -> Report {
         let produced = self.producer.take().expect("producing").stop().await;
         let drained = wait_until(Duration::from_secs(60), || {
@@ -267,7 +348,7 @@ impl ProcessCluster {
         if let Some((mut admin, table)) = self.postgres.take() {
             postgres_admin::drop_tables(&mut admin, &table).await;
         }
-        if !report.lost.is_empty() || !report.violations.is_empty() {
+        if self.keep_logs || !report.lost.is_empty() || !report.violations.is_empty() {
             println!("worker logs kept in {}", self.dir.keep().display());
         }
         report

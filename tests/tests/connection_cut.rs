@@ -38,25 +38,24 @@ use kcl_tests::black_hole_proxy::{BlackHoleProxy, url_through};
 use kcl_tests::late_deliveries::{self, Delivery, HeldLease};
 use kcl_tests::log_checker::Report;
 use kcl_tests::postgres_admin;
-use kcl_tests::processes;
-use kcl_tests::processor_faults::ProcessorFaults;
+use kcl_tests::process_cluster::{ClusterConfig, LeaseBackend, ProcessCluster};
 use kcl_tests::wait::wait_until;
-use kcl_tests::worker_cluster::{ClusterPlan, WorkerCluster};
 use kcl_tests::worker_log::{Event, wall_micros};
 use tokio::sync::Mutex;
 
 const LEASE: Duration = Duration::from_secs(10);
 
-/// Three workers, two shards each; processors that never fail.
-fn plan() -> ClusterPlan {
-    ClusterPlan {
-        name: "cut",
+/// Three workers, two shards each; processors that never fail; the victim's lease store
+/// through `proxy`.
+fn config(proxy: &BlackHoleProxy) -> ClusterConfig {
+    ClusterConfig {
         shards: 6,
         workers: 3,
         lease: LEASE,
         taker: Duration::from_millis(500),
         checkpoint_interval: Duration::from_secs(60),
-        processor_faults: ProcessorFaults::default(),
+        proxied: Some((VICTIM, proxy.address())),
+        ..ClusterConfig::new("cut", LeaseBackend::Postgres)
     }
 }
 
@@ -193,17 +192,11 @@ async fn cut(kept_out: Option<Duration>, by: Resumer) -> Option<CutOutcome> {
         .expect("a postgres://host:port URL")
         .1;
     let proxy = BlackHoleProxy::start(&upstream).expect("a proxy");
-    let binary = processes::worker_binary(env!("CARGO_BIN_EXE_kcl-test-worker"));
-    let through_proxy = |i: usize, url: String| {
-        if i == VICTIM {
-            url_through(&url, proxy.address())
-                .expect("a postgres://host:port URL")
-                .0
-        } else {
-            url
-        }
-    };
-    let cluster = WorkerCluster::start(&plan(), &binary, through_proxy).await?;
+    let config = config(&proxy);
+    let share = config.shards / config.workers;
+    let mut cluster = ProcessCluster::start(config, env!("CARGO_BIN_EXE_kcl-test-worker")).await?;
+    let balanced = cluster.wait_until_balanced(Duration::from_secs(60)).await;
+    println!("balanced ({share} shards each): {balanced}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let instance = cluster.workers[VICTIM].instance();
     let held = cluster.leases_of(VICTIM);
@@ -263,7 +256,10 @@ async fn cut(kept_out: Option<Duration>, by: Resumer) -> Option<CutOutcome> {
             .is_none_or(|after| after >= RESUME_BOUND)
     });
     let too_late = shards.iter().any(|s| s.late.len() > 1);
-    let report = cluster.finish(slow || too_late).await;
+    if slow || too_late {
+        cluster.keep_logs();
+    }
+    let report = cluster.finish(&[]).await;
     drop(proxy);
     Some(CutOutcome {
         instance,

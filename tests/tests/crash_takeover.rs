@@ -9,13 +9,11 @@
 //! Three worker processes share a stream of `kcl engine serve` being written throughout. Without
 //! PostgreSQL the PostgreSQL tests are skipped, unless `CI` is set.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kcl_tests::log_checker::{self, Report, Takeover, WorkerFault};
-use kcl_tests::process_cluster::{ClusterConfig, LeaseBackend, ProcessCluster};
+use kcl_tests::process_cluster::{ClusterConfig, LeaseBackend, ProcessCluster, resumed_after};
 use kcl_tests::wait::wait_until;
-use kcl_tests::worker_log::Event;
 use tokio::sync::Mutex;
 
 const SHARDS: usize = 6;
@@ -62,44 +60,12 @@ fn cluster_config(
     taker: Duration,
 ) -> ClusterConfig {
     ClusterConfig {
-        name,
-        backend,
         shards: SHARDS,
         workers: WORKERS,
         lease,
         taker,
+        ..ClusterConfig::new(name, backend)
     }
-}
-
-/// The takeovers of `fault`'s shards, by `events`.
-fn takeovers_of(events: &[Event], fault: &WorkerFault) -> Vec<Takeover> {
-    log_checker::check(events, &BTreeSet::new(), &[], std::slice::from_ref(fault)).takeovers
-}
-
-/// Whether every shard of `fault`'s worker was taken over and processed a record since, so that
-/// its new owner's first record, waiting or not, is in `events`.
-fn resumed(events: &[Event], fault: &WorkerFault) -> bool {
-    let takeovers = takeovers_of(events, fault);
-    !takeovers.is_empty()
-        && takeovers.iter().all(|takeover| {
-            let Some(after) = takeover.after else {
-                return false;
-            };
-            takeover.first_record_after.is_some()
-                || events.iter().any(|event| {
-                    matches!(event, Event::Record { shard, t, .. }
-                        if *shard == takeover.shard && *t >= fault.at + after)
-                })
-        })
-}
-
-/// From the kill until the next owner processed the first record that was waiting for it, or
-/// until it began the shard if no record was waiting.
-fn resumed_after(takeover: &Takeover) -> Option<Duration> {
-    takeover
-        .first_record_after
-        .or(takeover.after)
-        .map(Duration::from_micros)
 }
 
 fn ms(duration: Duration) -> String {
@@ -132,17 +98,12 @@ async fn killed_workers_are_taken_over_within_half_a_lease(
             worker.assert_running();
         }
         let victim = round % WORKERS;
-        let instance = cluster.workers[victim].instance();
         let shards = cluster.held_by(victim);
-        let at = cluster.workers[victim].kill();
-        let fault = WorkerFault {
-            kind: "kill",
-            instance: instance.clone(),
-            at,
-        };
+        let fault = cluster.kill(victim);
         // Three leases: room for ordinary expiry too, so the figures tell how slow it was.
-        wait_until(3 * KILL_LEASE, || resumed(&cluster.events(), &fault)).await;
-        let figures: Vec<String> = takeovers_of(&cluster.events(), &fault)
+        cluster.wait_until_resumed(&fault, 3 * KILL_LEASE).await;
+        let figures: Vec<String> = cluster
+            .takeovers(&fault)
             .iter()
             .map(|t| {
                 let resumed = resumed_after(t).map_or_else(|| "never".to_owned(), ms);
@@ -150,8 +111,9 @@ async fn killed_workers_are_taken_over_within_half_a_lease(
             })
             .collect();
         println!(
-            "kill {}: {instance} held {shards:?}; resumed elsewhere after {}",
+            "kill {}: {} held {shards:?}; resumed elsewhere after {}",
             round + 1,
+            fault.instance,
             figures.join(", ")
         );
         cluster.workers[victim].restart();
@@ -271,7 +233,7 @@ async fn paused_worker_keeps_its_leases_until_they_expire(
         at,
     };
     let taken = wait_until(3 * PAUSE_LEASE, || {
-        let takeovers = takeovers_of(&cluster.events(), &fault);
+        let takeovers = cluster.takeovers(&fault);
         !takeovers.is_empty() && takeovers.iter().all(|t| t.after.is_some())
     })
     .await;
