@@ -36,6 +36,19 @@ impl AuditedLeaseStore {
         &self.inner
     }
 
+    /// Ends `worker`'s liveness hold while it runs (see
+    /// [`InMemoryLeaseStore::revoke_liveness`]), and records it. `false` if it held none in
+    /// force (a worker whose hold was revoked and not yet taken again, or never taken).
+    pub(crate) fn revoke_liveness(&self, worker: &WorkerId) -> bool {
+        let revoked = self.inner.revoke_liveness(worker);
+        if revoked {
+            self.history.record(Event::LivenessRevoked {
+                worker: name(worker),
+            });
+        }
+        revoked
+    }
+
     fn expires(&self, lease: &Lease) -> Duration {
         self.history.now() + lease.time_left.unwrap_or(Duration::ZERO)
     }

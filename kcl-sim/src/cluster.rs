@@ -1,5 +1,5 @@
-//! The simulated workers: started, crashed, shut down, restarted, paused and cut off from the
-//! store, each behind its own fault injectors.
+//! The simulated workers: started, crashed, shut down, restarted, paused, cut off from the
+//! store and deprived of their liveness, each behind its own fault injectors.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +40,8 @@ struct Slot {
 
 struct Running {
     name: WorkerName,
+    /// Its id in the lease store (the same text as its name).
+    id: WorkerId,
     handle: WorkerHandle,
     gate: Arc<Gate>,
     store: Arc<FaultInjectingLeaseStore>,
@@ -115,6 +117,7 @@ impl Cluster {
             gate: Arc::clone(&gate),
             slowest: shared.config.lease_duration * 2,
         });
+        let id = WorkerId::new(&name).map_err(|error| format!("naming worker {name}: {error}"))?;
         let worker = Worker::builder()
             .stream(shared.stream.as_str())
             .and_then(|builder| {
@@ -123,7 +126,7 @@ impl Cluster {
                     .lease_store(Arc::clone(&store) as Arc<dyn LeaseStore>)
                     .processor_factory(factory)
                     .config(shared.config.clone())
-                    .worker_id(WorkerId::new(&name)?)
+                    .worker_id(id.clone())
                     .build()
             })
             .map_err(|error| format!("building worker {name}: {error}"))?;
@@ -132,6 +135,7 @@ impl Cluster {
         });
         entry.running = Some(Running {
             name,
+            id,
             handle: worker.start(),
             gate,
             store,
@@ -216,6 +220,15 @@ impl Cluster {
             }
             history.record(Event::WorkerResumed { worker: name });
         });
+    }
+
+    /// Ends the liveness hold of `slot`'s worker while it runs, as a database terminating the
+    /// hold's session would. `false` if it held none in force.
+    pub(crate) fn revoke_liveness(&self, slot: usize) -> bool {
+        self.slots[slot]
+            .running
+            .as_ref()
+            .is_some_and(|running| self.shared.store.revoke_liveness(&running.id))
     }
 
     /// Makes every lease store call of `slot` hang for `duration`.

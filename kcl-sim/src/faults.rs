@@ -62,6 +62,10 @@ pub enum FaultKind {
     /// A worker's tasks stop at their next call into the store, the stream or the processor,
     /// for up to three lease durations, as a stopped process.
     Pause,
+    /// A running worker's liveness hold ends while its process lives, as when PostgreSQL
+    /// terminates the hold's session: the other workers see it dead at once and take its
+    /// leases, and it stops delivering, holds liveness again and takes back what nobody took.
+    LivenessRevoked,
     /// Every lease store call of one worker hangs for a while: a black-holed connection.
     StoreBlackout,
     /// An open shard is split.
@@ -105,7 +109,7 @@ impl FaultKind {
     ];
 
     /// Faults the nemesis makes, one per step, chosen among those a seed enables.
-    pub(crate) const NEMESIS: [FaultKind; 9] = [
+    pub(crate) const NEMESIS: [FaultKind; 10] = [
         FaultKind::Crash,
         FaultKind::Shutdown,
         FaultKind::Pause,
@@ -115,6 +119,7 @@ impl FaultKind {
         FaultKind::ReshardChain,
         FaultKind::Retention,
         FaultKind::EngineCrash,
+        FaultKind::LivenessRevoked,
     ];
 }
 
@@ -190,7 +195,10 @@ impl Faults {
         strikes
     }
 
-    /// The fault for one lease store call, if any.
+    /// The fault for one lease store call, if any. Every operation draws, the liveness ones
+    /// included: a `hold_liveness` whose reply is lost leaves a hold that died with its answer
+    /// (the worker is seen dead while it lives), and a failing or hanging `dead_workers` delays
+    /// the death watch.
     pub(crate) fn store_fault(&self, op: LeaseStoreOp) -> Option<LeaseStoreFault> {
         if self.draw(FaultKind::StoreUnavailable) {
             Some(LeaseStoreFault::Unavailable)

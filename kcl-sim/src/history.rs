@@ -52,6 +52,10 @@ pub(crate) enum Event {
     StoreHealed {
         worker: WorkerName,
     },
+    /// The store ended the worker's liveness hold while the worker ran.
+    LivenessRevoked {
+        worker: WorkerName,
+    },
     /// A shard was created by a split or merge, with its parents.
     ShardCreated {
         shard: ShardId,

@@ -27,12 +27,15 @@
 //!   callback (and its factory panics), checkpointing in each of the ways the API offers.
 //!
 //! A producer writes at random; a nemesis splits and merges (chains of them faster than shard
-//! sync), crashes workers (abort), shuts them down gracefully, restarts them, pauses them, cuts
-//! them off from the store, moves the engine's clock a day on so that retention expires old
-//! records and closed shards, and cuts the engine's power: seeds with that fault run the engine
-//! on a [`kcl_engine::SimulatedDisk`], fsynced at moments the seed picks, so a crash loses the
-//! tail written since and the engine reopens from what the disk kept. Then faults stop, every
-//! worker comes back, and the cluster gets a bounded time to process everything and balance.
+//! sync), crashes workers (abort, which drops the worker's liveness hold, so the others take its
+//! leases at once), shuts them down gracefully, restarts them, pauses them (a paused worker keeps
+//! its hold, so its leases wait for expiry), revokes a running worker's liveness hold (as
+//! PostgreSQL terminating the hold's session), cuts them off from the store, moves the engine's
+//! clock a day on so that retention expires old records and closed shards, and cuts the engine's
+//! power: seeds with that fault run the engine on a [`kcl_engine::SimulatedDisk`], fsynced at
+//! moments the seed picks, so a crash loses the tail written since and the engine reopens from
+//! what the disk kept. Then faults stop, every worker comes back, and the cluster gets a bounded
+//! time to process everything and balance.
 //!
 //! The checks ([`Invariant`]): every acknowledged record not expired by retention (nor lost to
 //! a power cut) processed successfully at least once, and no sequence number given twice;
@@ -44,8 +47,10 @@
 //! # Running seeds
 //!
 //! The `seeds` test runs 500 seeds (`KCL_SIM_SEEDS=a..b` for others, e.g. `0..100000` with
-//! `--release` for the long run) and prints a summary line. A failing seed prints itself and
-//! the command that replays it with its trace:
+//! `--release` for the long run) and prints a summary line: the faults injected, and how soon
+//! other workers took the leases of crashed, paused and revoked workers ([`Takeovers`]: a
+//! figure, not a check). A failing seed prints itself and the command that replays it with its
+//! trace:
 //! `KCL_SIM_SEEDS=<seed> KCL_SIM_TRACE=1 cargo test -p kcl-sim --test seeds -- --nocapture`.
 //!
 //! # The mechanism, and why
@@ -89,8 +94,10 @@ mod rng;
 mod scenario;
 mod simulation;
 mod source;
+mod takeover;
 
 pub use checks::{Invariant, Violation};
 pub use faults::{FaultKind, FaultRates};
 pub use report::{SeedReport, Summary, replay_command, run_seed, run_seeds};
 pub use scenario::Scenario;
+pub use takeover::{TakeoverCause, TakeoverFigures, Takeovers};

@@ -17,7 +17,7 @@ use crate::scenario::Scenario;
 fn weight(kind: FaultKind) -> u64 {
     match kind {
         FaultKind::Crash | FaultKind::Pause | FaultKind::Split | FaultKind::Merge => 3,
-        FaultKind::Shutdown | FaultKind::StoreBlackout => 2,
+        FaultKind::Shutdown | FaultKind::StoreBlackout | FaultKind::LivenessRevoked => 2,
         _ => 1,
     }
 }
@@ -66,6 +66,7 @@ pub(crate) async fn run(
                 cluster.pause(slot, rng.duration(lease / 4, lease * 3));
                 true
             }
+            (FaultKind::LivenessRevoked, Some(slot)) => cluster.revoke_liveness(slot),
             (FaultKind::StoreBlackout, Some(slot)) => {
                 cluster.black_out(slot, rng.duration(lease / 4, lease * 2));
                 true

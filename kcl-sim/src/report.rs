@@ -14,6 +14,7 @@ use crate::faults::FaultKind;
 use crate::processor::silence_injected_panics;
 use crate::scenario::Scenario;
 use crate::simulation::simulate;
+use crate::takeover::Takeovers;
 
 /// How one seed went.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct SeedReport {
     pub digest: u64,
     /// The faults injected, by kind.
     pub injected: BTreeMap<FaultKind, u64>,
+    /// How soon the leases of crashed, paused and revoked workers were taken over.
+    pub takeovers: Takeovers,
     /// Virtual time simulated.
     pub virtual_time: Duration,
     /// Real time it took.
@@ -79,7 +82,7 @@ pub fn run_seed(seed: u64) -> SeedReport {
         .enable_time()
         .start_paused(true)
         .build();
-    let (violations, trace, injected, virtual_time) = match runtime {
+    let (violations, trace, injected, takeovers, virtual_time) = match runtime {
         Ok(runtime) => {
             let simulated = runtime.block_on(simulate(&scenario, rng));
             // The workers' tasks are dropped with the runtime, after the history closed.
@@ -88,6 +91,7 @@ pub fn run_seed(seed: u64) -> SeedReport {
                 simulated.violations,
                 simulated.history.trace(),
                 simulated.injected,
+                simulated.takeovers,
                 simulated.virtual_time,
             )
         }
@@ -98,6 +102,7 @@ pub fn run_seed(seed: u64) -> SeedReport {
             )],
             String::new(),
             BTreeMap::new(),
+            Takeovers::default(),
             Duration::ZERO,
         ),
     };
@@ -110,6 +115,7 @@ pub fn run_seed(seed: u64) -> SeedReport {
         digest: hasher.finish(),
         trace,
         injected,
+        takeovers,
         virtual_time,
         real_time: started.elapsed(),
     }
@@ -124,6 +130,8 @@ pub struct Summary {
     pub failures: Vec<SeedReport>,
     /// Faults injected over all seeds, by kind.
     pub injected: BTreeMap<FaultKind, u64>,
+    /// Takeovers over all seeds, by cause.
+    pub takeovers: Takeovers,
     /// Virtual time simulated over all seeds.
     pub virtual_time: Duration,
     /// Real time the whole run took.
@@ -146,16 +154,17 @@ impl Summary {
 }
 
 impl fmt::Display for Summary {
-    /// One line: seeds, failures, faults by kind, virtual and real time.
+    /// One line: seeds, failures, faults by kind, takeovers by cause, virtual and real time.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let real = self.real_time.as_secs_f64();
         write!(
             f,
-            "kcl-sim: {} seeds, {} failed {:?}; faults injected {:?}; virtual {:.0}s, real {:.1}s ({:.1} seeds/s)",
+            "kcl-sim: {} seeds, {} failed {:?}; faults injected {:?}; takeovers {}; virtual {:.0}s, real {:.1}s ({:.1} seeds/s)",
             self.seeds,
             self.failures.len(),
             self.failures_by_invariant(),
             self.injected,
+            self.takeovers,
             self.virtual_time.as_secs_f64(),
             real,
             if real > 0.0 {
@@ -190,6 +199,7 @@ pub fn run_seeds(seeds: Range<u64>, threads: usize) -> Summary {
                     for (kind, count) in &report.injected {
                         *summary.injected.entry(*kind).or_default() += count;
                     }
+                    summary.takeovers.add(&report.takeovers, seed);
                     if !report.passed() {
                         report.trace = String::new();
                         summary.failures.push(report);

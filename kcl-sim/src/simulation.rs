@@ -18,6 +18,7 @@ use crate::faults::{FaultKind, Faults};
 use crate::history::{Event, History};
 use crate::rng::SimRng;
 use crate::scenario::Scenario;
+use crate::takeover::Takeovers;
 use crate::{nemesis, producer};
 
 /// What a run leaves behind.
@@ -25,6 +26,7 @@ pub(crate) struct Simulated {
     pub(crate) violations: Vec<Violation>,
     pub(crate) history: Arc<History>,
     pub(crate) injected: BTreeMap<FaultKind, u64>,
+    pub(crate) takeovers: Takeovers,
     pub(crate) virtual_time: Duration,
 }
 
@@ -41,8 +43,9 @@ pub(crate) async fn simulate(scenario: &Scenario, rng: SimRng) -> Simulated {
     };
     let virtual_time = history.now();
     history.close();
+    let events = history.events();
     violations.extend(checks::check(
-        &history.events(),
+        &events,
         scenario.config.lease_duration,
         scenario.config.store_call_deadline(),
     ));
@@ -50,6 +53,7 @@ pub(crate) async fn simulate(scenario: &Scenario, rng: SimRng) -> Simulated {
         violations,
         history,
         injected: faults.injected(),
+        takeovers: Takeovers::read(&events),
         virtual_time,
     }
 }
