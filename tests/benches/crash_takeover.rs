@@ -266,11 +266,7 @@ fn print_summary(rows: &[Row], kills: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let wanted = kcl_tests::bench_args::wanted();
     let kills = kills();
     let builds = builds();
     for build in &builds {

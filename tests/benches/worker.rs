@@ -238,11 +238,7 @@ async fn handoff() {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let wanted = kcl_tests::bench_args::wanted();
     if wanted("throughput") {
         throughput().await;
     }

@@ -2,6 +2,7 @@
 //! stores of every kind, and a processor that records every delivery so tests can check the
 //! guarantees (nothing lost, order per shard and per key, parents before children).
 
+pub mod bench_args;
 pub mod black_hole_proxy;
 pub mod http_producer;
 pub mod late_deliveries;

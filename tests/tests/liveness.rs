@@ -132,15 +132,8 @@ fn worker(
 }
 
 /// Polls `condition` every 20 ms for up to `limit`.
-async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    condition()
+async fn eventually(limit: Duration, condition: impl FnMut() -> bool) -> bool {
+    kcl_tests::wait::poll_until(limit, Duration::from_millis(20), condition).await
 }
 
 async fn epochs(store: &InMemoryLeaseStore) -> Vec<(Option<String>, u64)> {
