@@ -162,11 +162,17 @@ impl LeaseTaker {
                 break;
             }
             let taken = if lease.is_available() {
-                self.take(&lease.key, lease.epoch, TakeMode::IfAvailable, consumers)
-                    .await?
+                self.take(
+                    &lease.key,
+                    lease.epoch,
+                    TakeMode::IfAvailable,
+                    None,
+                    consumers,
+                )
+                .await?
             } else {
                 let taken = self
-                    .take(&lease.key, lease.epoch, TakeMode::Steal, consumers)
+                    .take(&lease.key, lease.epoch, TakeMode::Steal, None, consumers)
                     .await?;
                 if taken {
                     tracing::info!(shard = %lease.key.shard, owner = ?lease.owner, "took the lease of a dead worker");
@@ -214,13 +220,22 @@ impl LeaseTaker {
             // still valid by its own clock: its lease is taken when it expires.
             if asked_at.elapsed() >= ctx.config.handoff_timeout
                 && let Some(lease) = by_shard.get(&shard)
-                && lease
-                    .time_left
-                    .is_some_and(|left| listed_at + left > asked_at + ctx.config.lease_duration)
+                && let Some(left) = lease.time_left
+                && listed_at + left > asked_at + ctx.config.lease_duration
             {
                 tracing::info!(%shard, "handoff timed out; stealing");
+                // A renewal whose reply the owner never got told it nothing of the request, and
+                // nothing more of its lease either: by its own clock the lease is valid at most
+                // until the expiry listed here. Delivery waits for that moment.
+                let owner_stops = listed_at + left + Duration::from_millis(20);
                 if self
-                    .take(&lease.key, lease.epoch, TakeMode::Steal, consumers)
+                    .take(
+                        &lease.key,
+                        lease.epoch,
+                        TakeMode::Steal,
+                        Some(owner_stops),
+                        consumers,
+                    )
                     .await?
                 {
                     WorkerMetrics::add(&ctx.metrics.leases_stolen, 1);
@@ -326,19 +341,21 @@ impl LeaseTaker {
                 continue;
             }
             let key = self.ctx.key(&shard);
-            self.take(&key, epoch, TakeMode::Steal, consumers).await?;
+            self.take(&key, epoch, TakeMode::Steal, None, consumers)
+                .await?;
             self.ctx.orphans().remove(&shard);
         }
         Ok(())
     }
 
-    /// Takes the lease at `seen_epoch` and starts its consumer; `false` if another worker got
-    /// there first.
+    /// Takes the lease at `seen_epoch` and starts its consumer, which delivers nothing before
+    /// `deliver_from` if given; `false` if another worker got there first.
     async fn take(
         &self,
         key: &LeaseKey,
         seen_epoch: u64,
         mode: TakeMode,
+        deliver_from: Option<Instant>,
         consumers: &mut JoinSet<()>,
     ) -> Result<bool, Error> {
         let ctx = &self.ctx;
@@ -350,7 +367,8 @@ impl LeaseTaker {
         {
             Ok(taken) => {
                 tracing::info!(shard = %taken.key.shard, epoch = taken.epoch, ?mode, "took lease");
-                self.start(taken, sent_at + ctx.config.lease_duration, consumers);
+                let valid_until = sent_at + ctx.config.lease_duration;
+                self.start(taken, valid_until, deliver_from, consumers);
                 Ok(true)
             }
             Err(Error::LeaseConflict { .. } | Error::NotFound { .. }) => Ok(false),
@@ -374,15 +392,23 @@ impl LeaseTaker {
             && !time_left.is_zero()
             && !self.ctx.held().contains_key(&lease.key.shard)
         {
-            self.start(lease, sent_at + time_left, consumers);
+            self.start(lease, sent_at + time_left, None, consumers);
         }
         Ok(())
     }
 
-    /// Starts a consumer for `lease`, valid by the local clock until `valid_until`.
-    fn start(&self, lease: Lease, valid_until: Instant, consumers: &mut JoinSet<()>) {
+    /// Starts a consumer for `lease`, valid by the local clock until `valid_until`, delivering
+    /// from `deliver_from` on if given.
+    fn start(
+        &self,
+        lease: Lease,
+        valid_until: Instant,
+        deliver_from: Option<Instant>,
+        consumers: &mut JoinSet<()>,
+    ) {
         WorkerMetrics::add(&self.ctx.metrics.leases_taken, 1);
-        shard_consumer::start(Arc::clone(&self.ctx), lease, valid_until, consumers);
+        let ctx = Arc::clone(&self.ctx);
+        shard_consumer::start(ctx, lease, valid_until, deliver_from, consumers);
     }
 
     /// An order of shards particular to this worker, so that workers balancing at the same time

@@ -123,7 +123,8 @@ impl Liveness {
         let asked_at = Instant::now();
         let mut last = self.last_check.lock().await;
         let passed = match *last {
-            Some((started, passed)) if started >= asked_at => passed,
+            // Strictly later: a check begun in the same instant may precede a loss.
+            Some((started, passed)) if started > asked_at => passed,
             _ => {
                 let started = Instant::now();
                 let passed = match tokio::time::timeout(self.deadline, hold.check()).await {

@@ -33,11 +33,13 @@ use callbacks::{guarded, guarded_infallible};
 use registration::Registration;
 
 /// Registers `lease` as held (valid by the local clock until `valid_until`) and starts its
-/// consumer task.
+/// consumer task, which delivers nothing before `deliver_from` if given (the previous owner may
+/// still be delivering until then).
 pub(crate) fn start(
     ctx: Arc<WorkerContext>,
     lease: Lease,
     valid_until: Instant,
+    deliver_from: Option<Instant>,
     consumers: &mut JoinSet<()>,
 ) {
     let Some(fence) = lease.fence() else {
@@ -52,6 +54,7 @@ pub(crate) fn start(
         fence,
         ctx,
         stop,
+        deliver_from,
         _registration: registration,
     };
     consumers.spawn(consumer.run(lease).instrument(span));
@@ -63,6 +66,8 @@ struct ShardConsumer {
     fence: Fence,
     stop: watch::Receiver<Stop>,
     backoff: Backoff,
+    /// Nothing is delivered before this moment.
+    deliver_from: Option<Instant>,
     _registration: Registration,
 }
 
@@ -208,6 +213,16 @@ impl ShardConsumer {
     /// told to stop. A batch is delivered only while the lease is valid by the local clock.
     async fn deliver(&mut self, position: StartingPosition, session: &mut Session) -> State {
         let ctx = Arc::clone(&self.ctx);
+        if let Some(from) = self.deliver_from.take() {
+            let wait = from.saturating_duration_since(Instant::now());
+            tracing::info!(
+                ?wait,
+                "waiting until the previous owner's lease ran out by its clock"
+            );
+            if let Some(stop) = self.pause_unless_stopped(wait).await {
+                return stopped(stop);
+            }
+        }
         let mut prefetcher = Prefetcher::start(
             Arc::clone(&ctx.source),
             ctx.stream.clone(),
