@@ -2,7 +2,8 @@
 //! application or the stream misbehaves: a failed batch at shutdown, a panicking processor
 //! factory, a merge racing its parents, a shard expired by retention, and LATEST resolved again
 //! by a new owner, a consumer restarted from a stale listing, a finished lease deleted while its
-//! shard was still listed. Each one failed before its fix.
+//! shard was still listed, a lease stolen after a handoff timeout from an owner whose renewal
+//! replies were lost (so it kept delivering). Each one failed before its fix.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -40,11 +41,26 @@ fn worker(
     config: WorkerConfig,
     factory: impl kcl_core::worker::RecordProcessorFactory + 'static,
 ) -> WorkerHandle {
+    worker_on(
+        engine,
+        Arc::clone(store) as Arc<dyn LeaseStore>,
+        config,
+        factory,
+    )
+}
+
+/// A worker on any lease store (a fault-injecting one, say).
+fn worker_on(
+    engine: &Engine,
+    store: Arc<dyn LeaseStore>,
+    config: WorkerConfig,
+    factory: impl kcl_core::worker::RecordProcessorFactory + 'static,
+) -> WorkerHandle {
     Worker::builder()
         .stream(STREAM)
         .unwrap()
         .source(Arc::new(engine.clone()))
-        .lease_store(Arc::clone(store) as Arc<dyn LeaseStore>)
+        .lease_store(store)
         .processor_factory(factory)
         .config(config)
         .build()
@@ -534,16 +550,12 @@ async fn a_stale_listing_does_not_restart_a_released_lease() {
             })
         }
     };
-    let handle = Worker::builder()
-        .stream(STREAM)
-        .unwrap()
-        .source(Arc::new(engine.clone()))
-        .lease_store(Arc::clone(&store) as Arc<dyn LeaseStore>)
-        .processor_factory(factory)
-        .config(config().lease_duration(Duration::from_secs(3)))
-        .build()
-        .unwrap()
-        .start();
+    let handle = worker_on(
+        &engine,
+        Arc::clone(&store) as Arc<dyn LeaseStore>,
+        config().lease_duration(Duration::from_secs(3)),
+        factory,
+    );
     // Once the failed consumer has released the lease and let it go, the held-up listing
     // (which shows the lease still held by this worker) is answered.
     let released = eventually(Duration::from_secs(20), || {
@@ -586,4 +598,203 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     condition().await
+}
+
+/// Who got a batch of which shard, under which lease epoch.
+#[derive(Debug, Clone)]
+struct Delivery {
+    worker: &'static str,
+    shard: ShardId,
+    epoch: u64,
+}
+
+/// Every batch delivered, to any worker, in the order the processors got them.
+type Deliveries = Arc<Mutex<Vec<Delivery>>>;
+
+/// A processor that logs each batch it gets with its lease epoch, then fails it (so that it is
+/// retried, again and again, for as long as the lease is valid) or checkpoints it.
+struct Witness {
+    worker: &'static str,
+    shard: ShardId,
+    deliveries: Deliveries,
+    fails: bool,
+}
+
+#[async_trait]
+impl RecordProcessor for Witness {
+    async fn process_records(
+        &mut self,
+        _input: &ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        self.deliveries.lock().unwrap().push(Delivery {
+            worker: self.worker,
+            shard: self.shard.clone(),
+            epoch: checkpointer.lease_epoch(),
+        });
+        if self.fails {
+            return Err("cannot process this batch".into());
+        }
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+}
+
+fn witness(
+    worker: &'static str,
+    deliveries: &Deliveries,
+    fails: bool,
+) -> impl Fn(&ShardInfo) -> Box<dyn RecordProcessor> + Send + Sync + 'static {
+    let deliveries = Arc::clone(deliveries);
+    move |shard: &ShardInfo| -> Box<dyn RecordProcessor> {
+        Box::new(Witness {
+            worker,
+            shard: shard.shard_id.clone(),
+            deliveries: Arc::clone(&deliveries),
+            fails,
+        })
+    }
+}
+
+/// The deliveries of `shard`, run-length encoded: `A@1 x12, B@2 x1, ...`.
+fn timeline(deliveries: &[Delivery], shard: &ShardId) -> String {
+    let mut runs: Vec<(&str, u64, usize)> = Vec::new();
+    for delivery in deliveries.iter().filter(|d| &d.shard == shard) {
+        match runs.last_mut() {
+            Some((worker, epoch, count))
+                if *worker == delivery.worker && *epoch == delivery.epoch =>
+            {
+                *count += 1;
+            }
+            _ => runs.push((delivery.worker, delivery.epoch, 1)),
+        }
+    }
+    runs.iter()
+        .map(|(worker, epoch, count)| format!("{worker}@{epoch} x{count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A handoff that times out ends in a steal from an owner that renewed since the request. When
+/// that renewal was written but its reply lost, the owner never learnt of the request and its
+/// lease stays valid by its own clock for up to a lease duration after the renewal before: it
+/// keeps delivering (here: retrying a failing batch). The thief must deliver nothing until that
+/// has surely run out, or the shard is delivered by two owners at once (found by the simulation,
+/// seed 14227, where the thief then finished the parent shard and started its child before the
+/// old owner delivered the parent batch again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_lease_waits_for_its_unaware_owner_to_stop() {
+    let engine = engine();
+    engine
+        .create_stream(STREAM, StreamOptions::with_shards(2))
+        .unwrap();
+    put(&engine, &key_in_half(false), 3);
+    put(&engine, &key_in_half(true), 3);
+    let inner: Arc<dyn LeaseStore> = Arc::new(InMemoryLeaseStore::new());
+    // From the moment B asks for a handoff (before its request is written), every renewal A
+    // makes is written and its reply lost: A never hears of the request, nor of the steal.
+    let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store_a = Arc::new(FaultInjectingLeaseStore::with_decider(
+        Arc::clone(&inner),
+        {
+            let asked = Arc::clone(&asked);
+            move |op| {
+                (op == LeaseStoreOp::RenewLease && asked.load(std::sync::atomic::Ordering::SeqCst))
+                    .then_some(LeaseStoreFault::ReplyLost)
+            }
+        },
+    ));
+    let store_b = Arc::new(FaultInjectingLeaseStore::with_decider(
+        Arc::clone(&inner),
+        {
+            let asked = Arc::clone(&asked);
+            move |op| {
+                if op == LeaseStoreOp::RequestHandoff {
+                    asked.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                None
+            }
+        },
+    ));
+    let lease_duration = Duration::from_millis(900);
+    let config = config()
+        .lease_duration(lease_duration)
+        .handoff_timeout(Duration::from_millis(150))
+        .backoff(Duration::from_millis(20), Duration::from_millis(50));
+    let deliveries: Deliveries = Arc::default();
+    // A fails every batch of both shards: whichever B asks for, A is retrying a batch of it.
+    let a = worker_on(
+        &engine,
+        Arc::clone(&store_a) as Arc<dyn LeaseStore>,
+        config.clone(),
+        witness("A", &deliveries, true),
+    );
+    let a_delivers_both = eventually(Duration::from_secs(20), || {
+        let deliveries = deliveries.lock().unwrap();
+        (0..2).all(|shard| {
+            deliveries
+                .iter()
+                .any(|d| d.shard == ShardId::from_index(shard))
+        })
+    })
+    .await;
+    assert!(a_delivers_both, "A never got batches of both shards");
+    let b = worker_on(
+        &engine,
+        Arc::clone(&store_b) as Arc<dyn LeaseStore>,
+        config,
+        witness("B", &deliveries, false),
+    );
+    let b_delivered = eventually(Duration::from_secs(20), || {
+        deliveries.lock().unwrap().iter().any(|d| d.worker == "B")
+    })
+    .await;
+    assert!(b_delivered, "B never delivered a batch");
+    // A's local validity ran out at most a lease duration after the request: let it.
+    tokio::time::sleep(lease_duration + Duration::from_millis(300)).await;
+    let (a_metrics, b_metrics) = (a.metrics(), b.metrics());
+    let lost_replies = store_a.injected().replies_lost;
+    b.shutdown().await.unwrap();
+    a.shutdown().await.unwrap();
+    let deliveries = deliveries.lock().unwrap().clone();
+    let stolen = deliveries
+        .iter()
+        .find(|d| d.worker == "B")
+        .map(|d| d.shard.clone())
+        .unwrap();
+    println!(
+        "stolen shard {stolen}: {}; A's renewal replies lost: {lost_replies}; \
+         B stole {} lease(s), A handed over {}",
+        timeline(&deliveries, &stolen),
+        b_metrics.leases_stolen,
+        a_metrics.handoffs_completed,
+    );
+    assert!(
+        lost_replies > 0 && b_metrics.leases_stolen == 1 && a_metrics.handoffs_completed == 0,
+        "the scenario was not reached: B must steal from A after A's renewal replies were lost \
+         (lost {lost_replies}, stolen {}, handed over {})",
+        b_metrics.leases_stolen,
+        a_metrics.handoffs_completed,
+    );
+    // Two owners never deliver a shard at overlapping times: each shard's deliveries go to
+    // ever newer epochs, never back to an older one after a newer one began.
+    for shard in (0..2).map(ShardId::from_index) {
+        let mut newest: Option<&Delivery> = None;
+        for delivery in deliveries.iter().filter(|d| d.shard == shard) {
+            if let Some(newer) = newest.filter(|newer| newer.epoch > delivery.epoch) {
+                panic!(
+                    "{} delivered shard {shard} at epoch {} after {} had delivered it at epoch {}: \
+                     two owners delivered at once ({})",
+                    delivery.worker,
+                    delivery.epoch,
+                    newer.worker,
+                    newer.epoch,
+                    timeline(&deliveries, &shard),
+                );
+            }
+            if newest.is_none_or(|newest| delivery.epoch > newest.epoch) {
+                newest = Some(delivery);
+            }
+        }
+    }
 }
