@@ -41,7 +41,8 @@ pub struct WorkerConfig {
     /// duration + 2 s.
     pub taker_interval: Duration,
     /// How often the worker checks that its own liveness hold is in force and asks the lease
-    /// store whether the owners of other workers' leases are still alive. A worker whose process
+    /// store whether the other workers (the owners of leases, and the live workers) are still
+    /// alive. A worker whose process
     /// died (exit, `SIGKILL`, an out-of-memory kill) loses its hold at once, and the others take
     /// its leases within about this interval, whatever the lease duration. Only stores with the
     /// liveness capability (SQLite files, PostgreSQL) can tell; with others, or for a paused or

@@ -38,6 +38,18 @@ pub(crate) struct HeldLease {
     /// release that cannot reach the store lets the lease expire instead of keeping it held
     /// with nobody processing it.
     pub(crate) releasing: bool,
+    /// Nothing is delivered, released or handed over before this moment: the owner the lease
+    /// was stolen from may still deliver until then.
+    pub(crate) deliver_from: Option<Instant>,
+}
+
+/// A lease whose consumer stopped when the worker's liveness was lost: taken back at `epoch`
+/// once liveness is held again, unless another worker took it meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Orphan {
+    pub(crate) epoch: u64,
+    /// Carried over to the consumer that takes it back (see [`HeldLease::deliver_from`]).
+    pub(crate) deliver_from: Option<Instant>,
 }
 
 /// Something the coordinator should react to at once rather than at its next tick.
@@ -61,10 +73,8 @@ pub(crate) struct WorkerContext {
     pub(crate) leaving: AtomicBool,
     /// The worker's liveness hold.
     pub(crate) liveness: Liveness,
-    /// Leases whose consumers were stopped because the liveness hold was lost, by shard, with
-    /// the epoch they were held at: taken back at that epoch once the hold is in force again,
-    /// unless another worker took them meanwhile.
-    orphans: Mutex<BTreeMap<ShardId, u64>>,
+    /// Leases whose consumers were stopped because the liveness hold was lost, by shard.
+    orphans: Mutex<BTreeMap<ShardId, Orphan>>,
 }
 
 impl WorkerContext {
@@ -98,16 +108,21 @@ impl WorkerContext {
     }
 
     /// True if this worker may deliver a batch now (see [`Liveness::confirm`]). If not, every
-    /// held lease's consumer is told to stop without writing, and the leases are remembered to
-    /// be taken back once liveness is held again.
+    /// held lease's consumer is told to stop without writing, its renewals stop, and the lease
+    /// is remembered to be taken back once liveness is held again.
     pub(crate) async fn confirm_liveness(&self) -> bool {
         if self.liveness.confirm().await {
             return true;
         }
-        let held = self.held();
+        let mut held = self.held();
         let mut orphans = self.orphans();
-        for (shard, lease) in held.iter().filter(|(_, lease)| !lease.releasing) {
-            orphans.insert(shard.clone(), lease.fence.epoch);
+        for (shard, lease) in held.iter_mut().filter(|(_, lease)| !lease.releasing) {
+            let orphan = Orphan {
+                epoch: lease.fence.epoch,
+                deliver_from: lease.deliver_from,
+            };
+            orphans.insert(shard.clone(), orphan);
+            lease.releasing = true;
             lease.stop.send_replace(Stop::LeaseLost);
         }
         false
@@ -115,7 +130,7 @@ impl WorkerContext {
 
     /// The leases to take back once liveness is held again (see
     /// [`WorkerContext::confirm_liveness`]).
-    pub(crate) fn orphans(&self) -> MutexGuard<'_, BTreeMap<ShardId, u64>> {
+    pub(crate) fn orphans(&self) -> MutexGuard<'_, BTreeMap<ShardId, Orphan>> {
         self.orphans
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

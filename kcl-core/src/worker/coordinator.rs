@@ -7,7 +7,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval, interval_at};
 use tracing::Instrument;
 
-use crate::lease::{DeadlineLeaseStore, LeaseStore, WorkerId};
+use crate::lease::{DeadlineLeaseStore, Fence, LeaseStore, WorkerId};
 use crate::worker::context::{Stop, WorkerContext, WorkerEvent};
 use crate::worker::lease_renewer::renew_leases;
 use crate::worker::lease_taker::LeaseTaker;
@@ -320,6 +320,27 @@ async fn shut_down(ctx: &WorkerContext, mut tasks: JoinSet<()>) {
         }
     }
     tasks.abort_all();
-    // Deregistered: nobody will see the dropped hold as a death.
+    release_orphans(ctx).await;
+    // Deregistered, so nobody sees the dropped hold as a death (if deregistering failed, the
+    // others take what is left at once, which is as well).
     ctx.liveness.release();
+}
+
+/// Releases, fenced on the epoch they were held at, the leases left when liveness was lost, so
+/// that they need not expire first; those whose previous owner may still deliver are left to
+/// expire.
+async fn release_orphans(ctx: &WorkerContext) {
+    let now = Instant::now();
+    let orphans: Vec<(ShardId, u64)> = ctx
+        .orphans()
+        .iter()
+        .filter(|(_, orphan)| orphan.deliver_from.is_none_or(|from| from <= now))
+        .map(|(shard, orphan)| (shard.clone(), orphan.epoch))
+        .collect();
+    for (shard, epoch) in orphans {
+        let fence = Fence::new(ctx.id.clone(), epoch);
+        if let Err(error) = ctx.store.release_lease(&ctx.key(&shard), &fence).await {
+            tracing::debug!(%shard, %error, "a lease left when liveness was lost was not released");
+        }
+    }
 }

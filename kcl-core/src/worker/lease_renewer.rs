@@ -22,7 +22,10 @@ pub(crate) async fn renew_leases(ctx: Arc<WorkerContext>) {
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        // A worker without its liveness hold takes nothing: it must not count in the others'
+        // shares either.
         if !ctx.leaving.load(Ordering::SeqCst)
+            && !ctx.liveness.is_lost()
             && let Err(error) = ctx.store.heartbeat(&ctx.id).await
         {
             tracing::warn!(%error, "heartbeat failed");

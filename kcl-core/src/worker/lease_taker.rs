@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::lease::{Checkpoint, Lease, LeaseKey, TakeMode, WorkerId};
-use crate::worker::context::WorkerContext;
+use crate::worker::context::{Orphan, WorkerContext};
 use crate::worker::metrics::WorkerMetrics;
 use crate::worker::shard_consumer;
 use crate::worker::shard_sync::parents_finished;
@@ -45,8 +45,8 @@ impl LeaseTaker {
         }
     }
 
-    /// Between cycles: true if an owner of another worker's lease has died since the last cycle
-    /// (one store call, made only while this worker holds liveness and others own leases).
+    /// Between cycles: true if one of the workers watched (see [`LeaseTaker::find_dead`]) has
+    /// died since the last cycle (one store call, made only while this worker holds liveness).
     pub(crate) async fn sees_a_death(&self) -> bool {
         if self.watched.is_empty() || !self.ctx.liveness.is_held() {
             return false;
@@ -330,18 +330,19 @@ impl LeaseTaker {
     /// worker's liveness was lost (one whose consumer is still stopping waits for the next
     /// cycle). A lease another worker took meanwhile is left to it.
     async fn retake_orphans(&self, consumers: &mut JoinSet<()>) -> Result<(), Error> {
-        let orphans: Vec<(ShardId, u64)> = self
+        let orphans: Vec<(ShardId, Orphan)> = self
             .ctx
             .orphans()
             .iter()
-            .map(|(shard, epoch)| (shard.clone(), *epoch))
+            .map(|(shard, orphan)| (shard.clone(), *orphan))
             .collect();
-        for (shard, epoch) in orphans {
+        for (shard, orphan) in orphans {
             if self.ctx.held().contains_key(&shard) {
                 continue;
             }
             let key = self.ctx.key(&shard);
-            self.take(&key, epoch, TakeMode::Steal, None, consumers)
+            let (epoch, deliver_from) = (orphan.epoch, orphan.deliver_from);
+            self.take(&key, epoch, TakeMode::Steal, deliver_from, consumers)
                 .await?;
             self.ctx.orphans().remove(&shard);
         }
@@ -377,22 +378,23 @@ impl LeaseTaker {
     }
 
     /// Starts the consumer of a lease the listing shows held by this worker without a consumer
-    /// here (another worker handed it over), if a fresh read still shows it so.
+    /// here (another worker handed it over), if a fresh read still shows it so. It is taken
+    /// again at the epoch read rather than started at it: another worker that saw this one dead
+    /// (its liveness lost and found again) may be stealing that epoch, and only one take wins.
     async fn start_handed_over(
         &self,
         listed: &Lease,
         consumers: &mut JoinSet<()>,
     ) -> Result<(), Error> {
-        let sent_at = Instant::now();
         let Some(lease) = self.ctx.store.get_lease(&listed.key).await? else {
             return Ok(());
         };
-        let time_left = lease.time_left.unwrap_or_default();
         if lease.is_held_by(&self.ctx.id)
-            && !time_left.is_zero()
+            && !lease.is_expired()
             && !self.ctx.held().contains_key(&lease.key.shard)
         {
-            self.start(lease, sent_at + time_left, None, consumers);
+            self.take(&lease.key, lease.epoch, TakeMode::Steal, None, consumers)
+                .await?;
         }
         Ok(())
     }

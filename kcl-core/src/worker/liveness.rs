@@ -28,12 +28,20 @@ enum State {
     Lost,
 }
 
+/// One check of a hold: which, when it started, whether it passed.
+struct Check {
+    hold: Arc<dyn LivenessHold>,
+    started: Instant,
+    passed: bool,
+}
+
 /// The worker's liveness and the checks of it.
 pub(crate) struct Liveness {
     state: Mutex<State>,
-    /// When the last check started and whether it passed; locked across the check, so that
-    /// callers waiting behind a check that started after they asked take its result.
-    last_check: tokio::sync::Mutex<Option<(Instant, bool)>>,
+    /// The last check: of which hold, when it started and whether it passed; locked across the
+    /// check, so that callers waiting behind a check of the same hold that started after they
+    /// asked take its result.
+    last_check: tokio::sync::Mutex<Option<Check>>,
     /// How long a check may take before the hold counts as lost.
     deadline: Duration,
     /// The wait between attempts to hold liveness again, and when the next may start.
@@ -115,38 +123,54 @@ impl Liveness {
     /// True if the worker may deliver now: unbound, or held as shown by a check that began
     /// after this call did. A failed or overdue check marks the hold lost.
     pub(crate) async fn confirm(&self) -> bool {
-        let hold = match &*self.state() {
-            State::Unbound => return true,
-            State::Lost => return false,
-            State::Held(hold) => Arc::clone(hold),
-        };
+        loop {
+            let hold = match &*self.state() {
+                State::Unbound => return true,
+                State::Lost => return false,
+                State::Held(hold) => Arc::clone(hold),
+            };
+            let passed = self.check(&hold).await;
+            let mut state = self.state();
+            if let State::Held(current) = &*state
+                && Arc::ptr_eq(current, &hold)
+            {
+                if !passed {
+                    *state = State::Lost;
+                }
+                return passed;
+            }
+            // The hold was lost or replaced while it was checked: look again.
+        }
+    }
+
+    /// Whether `hold` is in force, by a check that began after this call did.
+    async fn check(&self, hold: &Arc<dyn LivenessHold>) -> bool {
         let asked_at = Instant::now();
         let mut last = self.last_check.lock().await;
-        let passed = match *last {
+        if let Some(check) = &*last
             // Strictly later: a check begun in the same instant may precede a loss.
-            Some((started, passed)) if started > asked_at => passed,
-            _ => {
-                let started = Instant::now();
-                let passed = match tokio::time::timeout(self.deadline, hold.check()).await {
-                    Ok(Ok(())) => true,
-                    Ok(Err(error)) => {
-                        tracing::warn!(%error, "this worker's liveness is lost; stopping delivery");
-                        false
-                    }
-                    Err(_) => {
-                        tracing::warn!(deadline = ?self.deadline, "this worker's liveness check did not answer in time; stopping delivery");
-                        false
-                    }
-                };
-                *last = Some((started, passed));
-                passed
+            && Arc::ptr_eq(&check.hold, hold)
+            && check.started > asked_at
+        {
+            return check.passed;
+        }
+        let started = Instant::now();
+        let passed = match tokio::time::timeout(self.deadline, hold.check()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "this worker's liveness is lost; stopping delivery");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(deadline = ?self.deadline, "this worker's liveness check did not answer in time; stopping delivery");
+                false
             }
         };
-        drop(last);
-        let mut state = self.state();
-        if !passed && matches!(&*state, State::Held(current) if Arc::ptr_eq(current, &hold)) {
-            *state = State::Lost;
-        }
-        passed && !matches!(&*state, State::Lost)
+        *last = Some(Check {
+            hold: Arc::clone(hold),
+            started,
+            passed,
+        });
+        passed
     }
 }

@@ -45,8 +45,9 @@ pub(crate) fn start(
     let Some(fence) = lease.fence() else {
         return;
     };
+    let shard = lease.key.shard.clone();
     let (registration, stop) =
-        Registration::new(&ctx, lease.key.shard.clone(), fence.clone(), valid_until);
+        Registration::new(&ctx, shard, fence.clone(), valid_until, deliver_from);
     let span = tracing::info_span!("shard", shard = %lease.key.shard, epoch = lease.epoch);
     let consumer = ShardConsumer {
         backoff: ctx.backoff(&lease.key.shard),
@@ -66,7 +67,7 @@ struct ShardConsumer {
     fence: Fence,
     stop: watch::Receiver<Stop>,
     backoff: Backoff,
-    /// Nothing is delivered before this moment.
+    /// Nothing is delivered, released or handed over before this moment.
     deliver_from: Option<Instant>,
     _registration: Registration,
 }
@@ -213,7 +214,7 @@ impl ShardConsumer {
     /// told to stop. A batch is delivered only while the lease is valid by the local clock.
     async fn deliver(&mut self, position: StartingPosition, session: &mut Session) -> State {
         let ctx = Arc::clone(&self.ctx);
-        if let Some(from) = self.deliver_from.take() {
+        if let Some(from) = self.deliver_from {
             let wait = from.saturating_duration_since(Instant::now());
             tracing::info!(
                 ?wait,
@@ -384,9 +385,13 @@ impl ShardConsumer {
         }
     }
 
-    /// Gives the lease up the way `release` says.
+    /// Gives the lease up the way `release` says; not before `deliver_from`, so that the next
+    /// owner cannot start while the owner it was stolen from may still deliver.
     async fn give_up(&mut self, release: Release, session: &mut Session) {
         let ctx = Arc::clone(&self.ctx);
+        if let Some(from) = self.deliver_from {
+            tokio::time::sleep_until(from).await;
+        }
         match release {
             Release::Stop => {
                 self.shutdown_processor(session).await;

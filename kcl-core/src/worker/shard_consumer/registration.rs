@@ -18,13 +18,14 @@ pub(super) struct Registration {
 }
 
 impl Registration {
-    /// Registers `shard` as held at `fence`, valid until `valid_until`; returns the registration
-    /// and the receiver of stop requests.
+    /// Registers `shard` as held at `fence`, valid until `valid_until`, delivering from
+    /// `deliver_from`; returns the registration and the receiver of stop requests.
     pub(super) fn new(
         ctx: &Arc<WorkerContext>,
         shard: ShardId,
         fence: Fence,
         valid_until: Instant,
+        deliver_from: Option<Instant>,
     ) -> (Self, watch::Receiver<Stop>) {
         let (stop_sender, stop) = watch::channel(Stop::Running);
         ctx.held().insert(
@@ -34,6 +35,7 @@ impl Registration {
                 stop: stop_sender,
                 valid_until,
                 releasing: false,
+                deliver_from,
             },
         );
         let registration = Registration {
