@@ -25,6 +25,7 @@
 //! # }
 //! ```
 
+mod batches;
 mod config;
 mod error_mapping;
 mod liveness;

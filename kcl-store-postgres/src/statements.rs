@@ -22,6 +22,20 @@ fn may_follow(stage: &str, number: &str) -> String {
     )
 }
 
+/// A batch of fenced writes: the batch's rows `b` (from `unnest` of the arrays `batch`, whose
+/// first four columns are stream, shard, owner and epoch), and `locked`, the rows of `leases`
+/// they fence, locked in key order. Every multi-row write locks in that order, so two of them
+/// never wait for each other in a cycle (a worker's renewal and its group checkpoint).
+fn fenced_batch(leases: &str, batch: &str) -> String {
+    format!(
+        "WITH b AS (SELECT * FROM {batch}), \
+         locked AS (SELECT l.stream AS k_stream, l.shard AS k_shard FROM {leases} AS l \
+           JOIN b ON l.stream = b.b_stream AND l.shard = b.b_shard \
+             AND l.owner = b.b_owner AND l.epoch = b.b_epoch \
+           ORDER BY l.stream COLLATE \"C\", l.shard COLLATE \"C\" FOR UPDATE OF l)"
+    )
+}
+
 /// The store's statements.
 #[derive(Debug, Clone)]
 pub(crate) struct Statements {
@@ -41,6 +55,9 @@ pub(crate) struct Statements {
     pub(crate) live_workers: Arc<str>,
     pub(crate) record_liveness: Arc<str>,
     pub(crate) dead_workers: Arc<str>,
+    pub(crate) create_many: Arc<str>,
+    pub(crate) renew_many: Arc<str>,
+    pub(crate) checkpoint_many: Arc<str>,
 }
 
 /// `name` as a quoted identifier (the name is validated to `[a-z0-9_]` already).
@@ -135,16 +152,66 @@ impl Statements {
                  ON CONFLICT (worker_id) DO UPDATE SET lock_key = EXCLUDED.lock_key"
             )
             .into(),
-            // A bigint advisory-lock key k shows in pg_locks as classid = k >> 32, objid =
-            // k & 0xffffffff (both oids) and objsubid = 1, in the database that took it.
+            // Keys sorted by the caller, inserted in that order (WITH ORDINALITY): racing batches
+            // wait for each other's uncommitted rows in one order, never in a cycle.
+            create_many: format!(
+                "INSERT INTO {leases} (stream, shard, epoch, checkpoint, checkpoint_stage, \
+                 checkpoint_seq, parent_shard_ids) \
+                 SELECT b_stream, b_shard, 0, b_checkpoint, b_stage, b_number::numeric, b_parents \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::text[], \
+                   $6::text[]) WITH ORDINALITY \
+                   AS b(b_stream, b_shard, b_checkpoint, b_stage, b_number, b_parents, b_order) \
+                 ORDER BY b_order \
+                 ON CONFLICT (stream, shard) DO NOTHING RETURNING stream, shard"
+            )
+            .into(),
+            renew_many: format!(
+                "{batch} UPDATE {leases} SET expires_at = now() + {millis} FROM b, locked \
+                 WHERE stream = b_stream AND shard = b_shard AND owner = b_owner \
+                   AND epoch = b_epoch AND stream = k_stream AND shard = k_shard \
+                 RETURNING {COLUMNS}",
+                batch = fenced_batch(
+                    leases,
+                    "unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) \
+                     AS b(b_stream, b_shard, b_owner, b_epoch)"
+                ),
+            )
+            .into(),
+            checkpoint_many: format!(
+                "{batch} UPDATE {leases} SET \
+                   checkpoint = COALESCE(b_checkpoint, checkpoint), \
+                   checkpoint_stage = COALESCE(b_stage, checkpoint_stage), \
+                   checkpoint_seq = CASE WHEN b_checkpoint IS NULL THEN checkpoint_seq \
+                                         ELSE b_number::numeric END, \
+                   pending_checkpoint = b_pending, \
+                   pending_state = b_state \
+                 FROM b, locked \
+                 WHERE stream = b_stream AND shard = b_shard AND owner = b_owner \
+                   AND epoch = b_epoch AND stream = k_stream AND shard = k_shard \
+                   AND (b_checkpoint IS NULL OR {commit_ok}) \
+                   AND (b_pending IS NULL OR b_checkpoint IS NOT NULL OR {pending_ok}) \
+                 RETURNING stream, shard",
+                batch = fenced_batch(
+                    leases,
+                    "unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], \
+                       $6::smallint[], $7::text[], $8::text[], $9::bytea[], $10::smallint[], \
+                       $11::text[]) \
+                     AS b(b_stream, b_shard, b_owner, b_epoch, b_checkpoint, b_stage, b_number, \
+                       b_pending, b_state, b_pending_stage, b_pending_number)"
+                ),
+                commit_ok = may_follow("b_stage", "b_number"),
+                pending_ok = may_follow("b_pending_stage", "b_pending_number"),
+            )
+            .into(),
+            // A worker is dead when its recorded key can be locked: a shared lock for the
+            // statement's transaction only, released when it ends. It cannot be had while the
+            // worker's session holds the key exclusively, and it waits for nobody. One lock
+            // lookup per worker asked about, where reading pg_locks copies the server's whole
+            // lock table.
             dead_workers: format!(
-                "SELECT worker_id FROM {liveness} AS w WHERE worker_id = ANY($1) \
-                 AND NOT EXISTS (SELECT 1 FROM pg_locks AS l \
-                   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
-                   AND l.database = (SELECT oid FROM pg_database \
-                                     WHERE datname = current_database()) \
-                   AND l.classid = ((w.lock_key >> 32) & 4294967295)::oid \
-                   AND l.objid = (w.lock_key & 4294967295)::oid) \
+                "SELECT worker_id FROM (SELECT worker_id, lock_key FROM {liveness} \
+                   WHERE worker_id = ANY($1) OFFSET 0) AS asked \
+                 WHERE pg_try_advisory_xact_lock_shared(lock_key) \
                  ORDER BY worker_id COLLATE \"C\""
             )
             .into(),

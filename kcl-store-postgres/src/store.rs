@@ -35,16 +35,16 @@ use crate::statements::{Statements, quoted};
 /// [Liveness](LeaseStore::hold_liveness) is a session-level advisory lock on a connection of
 /// the hold's own (outside the pool), under a key from a database-wide sequence, recorded per
 /// worker in `<table>_liveness`; a worker is [dead](LeaseStore::dead_workers) when its recorded
-/// lock is granted to no session (`pg_locks`), which the server sees as soon as the session
-/// ends. The session ends at once when the worker's process dies on a running machine (its
+/// key can be locked (a shared lock, held only for the asking statement), which it can as soon
+/// as the worker's session ends. The session ends at once when the worker's process dies on a running machine (its
 /// kernel closes the socket); a machine that loses power or drops off the network is seen only
 /// once the server's TCP keepalive (`tcp_keepalives_idle` and friends) gives the connection up,
 /// and its leases expire first. Session advisory locks need a session of their own: behind
 /// PgBouncer, connect in session pooling mode, or directly, never in transaction pooling mode.
 #[derive(Debug, Clone)]
 pub struct PostgresLeaseStore {
-    pool: PgPool,
-    sql: Arc<Statements>,
+    pub(crate) pool: PgPool,
+    pub(crate) sql: Arc<Statements>,
     table: String,
     liveness: Connector,
 }
@@ -128,7 +128,9 @@ impl PostgresLeaseStore {
         self.pool.close().await;
     }
 
-    fn query(sql: &Arc<str>) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
+    pub(crate) fn query(
+        sql: &Arc<str>,
+    ) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
         sqlx::query(AssertSqlSafe(Arc::clone(sql)))
     }
 
@@ -144,7 +146,7 @@ impl PostgresLeaseStore {
 
     /// Why a conditional write on `key` matched no row: the lease is missing, or `check` (the
     /// same transition on the row as it is now) names the broken precondition.
-    async fn explain_refusal(
+    pub(crate) async fn explain_refusal(
         &self,
         key: &LeaseKey,
         check: impl FnOnce(&mut LeaseRow, i64) -> Result<(), Error>,
@@ -161,6 +163,23 @@ impl PostgresLeaseStore {
                     message: "the lease changed while it was being written; re-read it".into(),
                 },
             },
+        }
+    }
+
+    /// `Ok` unless `update` prepares a checkpoint behind the one it commits.
+    pub(crate) fn pending_follows_committed(
+        key: &LeaseKey,
+        update: &CheckpointUpdate,
+    ) -> Result<(), Error> {
+        match (&update.checkpoint, &update.pending) {
+            (Some(committed), Some(pending)) if !pending.checkpoint.may_follow(committed) => {
+                Err(Error::CheckpointBackwards {
+                    lease: key.to_string(),
+                    current: committed.to_string(),
+                    attempted: format!("pending {}", pending.checkpoint),
+                })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -225,6 +244,25 @@ impl LeaseStore for PostgresLeaseStore {
         rows.iter()
             .map(|row| decode(row).map(|(lease, now)| lease.to_lease(now)))
             .collect()
+    }
+
+    async fn create_leases_if_absent(&self, leases: &[NewLease]) -> Result<Vec<bool>, Error> {
+        self.create_many(leases).await
+    }
+
+    async fn renew_leases(
+        &self,
+        leases: &[(LeaseKey, Fence)],
+        duration: Duration,
+    ) -> Result<Vec<Result<Lease, Error>>, Error> {
+        self.renew_many(leases, duration).await
+    }
+
+    async fn checkpoint_many(
+        &self,
+        updates: &[(LeaseKey, Fence, CheckpointUpdate)],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        self.checkpoint_many_at_once(updates).await
     }
 
     async fn take_lease(
@@ -292,15 +330,7 @@ impl LeaseStore for PostgresLeaseStore {
     ) -> Result<(), Error> {
         // A pending checkpoint behind the one committed with it is refused before any SQL; the
         // statement checks both against the stored checkpoint.
-        if let (Some(committed), Some(pending)) = (&update.checkpoint, &update.pending)
-            && !pending.checkpoint.may_follow(committed)
-        {
-            return Err(Error::CheckpointBackwards {
-                lease: key.to_string(),
-                current: committed.to_string(),
-                attempted: format!("pending {}", pending.checkpoint),
-            });
-        }
+        Self::pending_follows_committed(key, update)?;
         let (stage, number) = match &update.checkpoint {
             Some(checkpoint) => {
                 let (stage, number) = stage_and_number(checkpoint);

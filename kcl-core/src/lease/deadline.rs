@@ -90,6 +90,31 @@ impl LeaseStore for DeadlineLeaseStore {
             .await
     }
 
+    async fn create_leases_if_absent(&self, leases: &[NewLease]) -> Result<Vec<bool>, Error> {
+        self.bounded(
+            "create_leases_if_absent",
+            self.inner.create_leases_if_absent(leases),
+        )
+        .await
+    }
+
+    async fn renew_leases(
+        &self,
+        leases: &[(LeaseKey, Fence)],
+        duration: Duration,
+    ) -> Result<Vec<Result<Lease, Error>>, Error> {
+        self.bounded("renew_leases", self.inner.renew_leases(leases, duration))
+            .await
+    }
+
+    async fn checkpoint_many(
+        &self,
+        updates: &[(LeaseKey, Fence, CheckpointUpdate)],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        self.bounded("checkpoint_many", self.inner.checkpoint_many(updates))
+            .await
+    }
+
     async fn release_lease(&self, key: &LeaseKey, fence: &Fence) -> Result<(), Error> {
         self.bounded("release_lease", self.inner.release_lease(key, fence))
             .await

@@ -4,6 +4,7 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::join_all;
 
 use crate::lease::{
     CheckpointUpdate, Fence, Lease, LeaseKey, LivenessHold, NewLease, TakeMode, WorkerId,
@@ -71,7 +72,15 @@ use crate::{Error, ShardId, StreamName};
 ///    write is unknown: re-read the lease, or retry the same write (takes excepted, a retried
 ///    write of the same values is harmless). Lost leases, conflicts and backwards checkpoints
 ///    are decisions: never retry them as they are.
-/// 11. **Text** (worker ids, application state bytes) is stored and read back unchanged; stores
+/// 11. **Batches.** [`create_leases_if_absent`](Self::create_leases_if_absent),
+///     [`renew_leases`](Self::renew_leases) and [`checkpoint_many`](Self::checkpoint_many) do
+///     what the single calls do, lease by lease, with each lease's own fence and outcome (a
+///     stolen lease in a batch renewal is reported lost, the others are renewed), in as few
+///     round trips as the backend can: one statement for PostgreSQL, one transaction for
+///     SQLite. They answer one result per input, in input order; an `Err` for the whole call
+///     is transient, after which each write's outcome is unknown. The defaults call the single
+///     operations (concurrently, except creates).
+/// 12. **Text** (worker ids, application state bytes) is stored and read back unchanged; stores
 ///     never build SQL from it.
 #[async_trait]
 pub trait LeaseStore: Send + Sync + Debug {
@@ -95,6 +104,49 @@ pub trait LeaseStore: Send + Sync + Debug {
         mode: TakeMode,
         duration: Duration,
     ) -> Result<Lease, Error>;
+
+    /// Creates every lease of `leases` that is absent, as
+    /// [`create_lease_if_absent`](Self::create_lease_if_absent) does one: for each, `true` if
+    /// this call created it. A backend that can inserts them all at once, so that a reader sees
+    /// none or all of them; the default creates them one after another, in order (so a reader
+    /// sees a lease only after those before it).
+    async fn create_leases_if_absent(&self, leases: &[NewLease]) -> Result<Vec<bool>, Error> {
+        let mut created = Vec::with_capacity(leases.len());
+        for lease in leases {
+            created.push(self.create_lease_if_absent(lease).await?);
+        }
+        Ok(created)
+    }
+
+    /// Renews every lease of `leases` with its own fence, as [`renew_lease`](Self::renew_lease)
+    /// does one: for each, the lease as renewed, or why not ([`Error::LeaseLost`],
+    /// [`Error::NotFound`]).
+    async fn renew_leases(
+        &self,
+        leases: &[(LeaseKey, Fence)],
+        duration: Duration,
+    ) -> Result<Vec<Result<Lease, Error>>, Error> {
+        Ok(join_all(
+            leases
+                .iter()
+                .map(|(key, fence)| self.renew_lease(key, fence, duration)),
+        )
+        .await)
+    }
+
+    /// Writes every checkpoint of `updates` with its own fence, as
+    /// [`checkpoint`](Self::checkpoint) does one: for each, `Ok` or why not.
+    async fn checkpoint_many(
+        &self,
+        updates: &[(LeaseKey, Fence, CheckpointUpdate)],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        Ok(join_all(
+            updates
+                .iter()
+                .map(|(key, fence, update)| self.checkpoint(key, fence, update)),
+        )
+        .await)
+    }
 
     /// Extends the holder's lease to `duration` from now; fenced. Returns the lease, whose
     /// `handoff_to` tells the owner whether another worker asked for it.

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use futures::future::join_all;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use crate::Error;
 use crate::worker::context::{Stop, WorkerContext};
 use crate::worker::metrics::WorkerMetrics;
 
-/// Every renewal interval: refreshes the worker's heartbeat and renews every held lease. A
+/// Every renewal interval: refreshes the worker's heartbeat and renews every held lease, in one
+/// store call (one statement for PostgreSQL, one transaction for SQLite). A
 /// renewal that reveals a handoff request tells the consumer to hand over; one that finds the
 /// lease taken tells it the lease is lost. A lease whose local validity ran out (no renewal
 /// answered for a lease duration: the store unreachable, or this process paused) is treated as
@@ -34,38 +34,42 @@ pub(crate) async fn renew_leases(ctx: Arc<WorkerContext>) {
             .held()
             .iter()
             .filter(|(_, held)| !held.releasing)
-            .map(|(shard, held)| (shard.clone(), held.fence.clone()))
+            .map(|(shard, held)| (ctx.key(shard), held.fence.clone()))
             .collect();
-        let renewals = held.iter().map(|(shard, fence)| {
-            let ctx = Arc::clone(&ctx);
-            async move {
-                let key = ctx.key(shard);
-                let sent_at = Instant::now();
-                match ctx
-                    .store
-                    .renew_lease(&key, fence, ctx.config.lease_duration)
-                    .await
-                {
-                    Ok(lease) => {
-                        ctx.renewed(shard, fence, sent_at);
-                        if lease.handoff_to.as_ref().is_some_and(|to| to != &ctx.id) {
-                            ctx.signal(shard, fence, Stop::Handoff);
-                        }
+        if held.is_empty() {
+            continue;
+        }
+        let sent_at = Instant::now();
+        let outcomes = match ctx
+            .store
+            .renew_leases(&held, ctx.config.lease_duration)
+            .await
+        {
+            Ok(outcomes) => outcomes,
+            // The whole batch failed (transient): each lease as if its own renewal had.
+            Err(error) => held.iter().map(|_| Err(error.clone())).collect(),
+        };
+        for ((key, fence), outcome) in held.iter().zip(outcomes) {
+            let shard = &key.shard;
+            match outcome {
+                Ok(lease) => {
+                    ctx.renewed(shard, fence, sent_at);
+                    if lease.handoff_to.as_ref().is_some_and(|to| to != &ctx.id) {
+                        ctx.signal(shard, fence, Stop::Handoff);
                     }
-                    Err(Error::LeaseLost { .. } | Error::NotFound { .. }) => {
-                        tracing::info!(lease = %key, "lease lost to another worker");
-                        WorkerMetrics::add(&ctx.metrics.leases_lost, 1);
-                        ctx.signal(shard, fence, Stop::LeaseLost);
-                    }
-                    Err(error) if !ctx.is_valid(shard, fence) => {
-                        tracing::warn!(lease = %key, %error, "lease not renewed for a lease duration; stopping its processing");
-                        WorkerMetrics::add(&ctx.metrics.leases_lost, 1);
-                        ctx.signal(shard, fence, Stop::LeaseLost);
-                    }
-                    Err(error) => tracing::warn!(lease = %key, %error, "renewal failed"),
                 }
+                Err(Error::LeaseLost { .. } | Error::NotFound { .. }) => {
+                    tracing::info!(lease = %key, "lease lost to another worker");
+                    WorkerMetrics::add(&ctx.metrics.leases_lost, 1);
+                    ctx.signal(shard, fence, Stop::LeaseLost);
+                }
+                Err(error) if !ctx.is_valid(shard, fence) => {
+                    tracing::warn!(lease = %key, %error, "lease not renewed for a lease duration; stopping its processing");
+                    WorkerMetrics::add(&ctx.metrics.leases_lost, 1);
+                    ctx.signal(shard, fence, Stop::LeaseLost);
+                }
+                Err(error) => tracing::warn!(lease = %key, %error, "renewal failed"),
             }
-        });
-        join_all(renewals).await;
+        }
     }
 }

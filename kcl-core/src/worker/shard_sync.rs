@@ -14,8 +14,9 @@ use crate::{Error, ShardDescription, ShardId};
 /// born while the application ran, so it starts at `TRIM_HORIZON`, whether or not its parents
 /// are still listed (retention may have removed the closed shards between it and a leased
 /// ancestor). A shard with a leased descendant is never leased again: it was processed
-/// already. Parents are created before children, so a reader of the table never sees a child
-/// without its parent.
+/// already. The leases are created in one batch (one statement or transaction where the store
+/// can, so that workers starting together do not each create thousands of leases one by one),
+/// parents before children, so a reader of the table never sees a child without its parent.
 ///
 /// The leases are listed before the shards: a shard whose lease was deleted (finished, its
 /// children started, itself gone from the stream) before the lease listing is not in the later
@@ -40,6 +41,7 @@ pub(crate) async fn create_missing_leases(ctx: &WorkerContext) -> Result<BTreeSe
             children.entry(parent).or_default().push(&shard.shard_id);
         }
     }
+    let mut missing = Vec::new();
     for shard in &shards {
         if leased.contains(&shard.shard_id)
             || has_leased_descendant(&shard.shard_id, &children, &leased)
@@ -49,12 +51,18 @@ pub(crate) async fn create_missing_leases(ctx: &WorkerContext) -> Result<BTreeSe
         let Some(checkpoint) = starting_checkpoint(ctx, shard, &leased, first_start).await? else {
             continue;
         };
-        let lease = NewLease::new(ctx.key(&shard.shard_id), checkpoint)
-            .with_parents(shard.parents().cloned().collect());
-        if ctx.store.create_lease_if_absent(&lease).await? {
-            tracing::debug!(shard = %shard.shard_id, "created lease");
-        }
+        missing.push(
+            NewLease::new(ctx.key(&shard.shard_id), checkpoint)
+                .with_parents(shard.parents().cloned().collect()),
+        );
         leased.insert(shard.shard_id.clone());
+    }
+    if !missing.is_empty() {
+        let created = ctx.store.create_leases_if_absent(&missing).await?;
+        tracing::debug!(
+            created = created.iter().filter(|created| **created).count(),
+            "created leases"
+        );
     }
     Ok(shards.into_iter().map(|shard| shard.shard_id).collect())
 }

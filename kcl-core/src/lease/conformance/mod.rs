@@ -23,6 +23,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod batches;
 mod checkpoints;
 mod create;
 mod durations;
@@ -40,6 +41,10 @@ use std::sync::Arc;
 
 use crate::LeaseStore;
 
+pub use batches::{
+    batch_checkpoints_are_fenced_one_by_one, batch_creates_race_to_one_creator_per_lease,
+    batch_renewal_reports_exactly_the_lost_leases,
+};
 pub use checkpoints::{
     checkpoints_never_move_backwards, prepared_checkpoint_carries_application_state,
 };
@@ -83,6 +88,9 @@ pub async fn run_all(store: Arc<dyn LeaseStore>) {
     child_shards_are_recorded_and_leases_deleted(store.clone()).await;
     live_workers_drop_a_stopped_heartbeat(store.clone()).await;
     a_dropped_liveness_hold_reports_the_worker_dead(store.clone()).await;
+    batch_renewal_reports_exactly_the_lost_leases(store.clone()).await;
+    batch_checkpoints_are_fenced_one_by_one(store.clone()).await;
+    batch_creates_race_to_one_creator_per_lease(store.clone()).await;
     free_text_round_trips_unchanged(store).await;
 }
 
@@ -118,6 +126,9 @@ macro_rules! lease_store_conformance_tests {
             child_shards_are_recorded_and_leases_deleted,
             live_workers_drop_a_stopped_heartbeat,
             a_dropped_liveness_hold_reports_the_worker_dead,
+            batch_renewal_reports_exactly_the_lost_leases,
+            batch_checkpoints_are_fenced_one_by_one,
+            batch_creates_race_to_one_creator_per_lease,
             free_text_round_trips_unchanged,
         );
     };

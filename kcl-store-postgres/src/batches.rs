@@ -1,0 +1,246 @@
+//! The batch operations, each one statement over arrays (`unnest`): a worker's renewals in one
+//! round trip per cycle, its group checkpoints in one per flush, a shard sync's leases in one.
+//! A lease the statement did not write is explained as the single operation would be, by
+//! reading its row.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use kcl_core::{
+    CheckpointUpdate, Error, Fence, Lease, LeaseKey, LeaseStore, NewLease, lease_duration_millis,
+};
+
+use crate::PostgresLeaseStore;
+use crate::error_mapping::from_sqlx;
+use crate::row_codec::{decode, epoch_column, join_shard_ids, stage_and_number};
+
+/// Of `keys` (index, key), the indexes of first occurrences, in key order, and those of
+/// repeats, in input order (written one by one after the batch: one statement writes a row
+/// once).
+fn first_occurrences<'a>(
+    keys: impl Iterator<Item = (usize, &'a LeaseKey)>,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut firsts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut repeats = Vec::new();
+    for (index, key) in keys {
+        let slot = (key.stream.as_str(), key.shard.as_str());
+        if firsts.contains_key(&slot) {
+            repeats.push(index);
+        } else {
+            firsts.insert(slot, index);
+        }
+    }
+    (firsts.into_values().collect(), repeats)
+}
+
+/// The (stream, shard) pairs a `RETURNING stream, shard` statement wrote.
+fn written_keys(rows: &[sqlx::postgres::PgRow]) -> Result<BTreeSet<(String, String)>, Error> {
+    use sqlx::Row;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>("stream")
+                    .map_err(|e| from_sqlx("reading a written lease's stream", e))?,
+                row.try_get::<String, _>("shard")
+                    .map_err(|e| from_sqlx("reading a written lease's shard", e))?,
+            ))
+        })
+        .collect()
+}
+
+fn slot(key: &LeaseKey) -> (String, String) {
+    (key.stream.to_string(), key.shard.to_string())
+}
+
+impl PostgresLeaseStore {
+    pub(crate) async fn create_many(&self, leases: &[NewLease]) -> Result<Vec<bool>, Error> {
+        let (batch, repeats) = first_occurrences(leases.iter().map(|lease| &lease.key).enumerate());
+        let mut created = vec![false; leases.len()];
+        if !batch.is_empty() {
+            let mut columns: (
+                Vec<&str>,
+                Vec<&str>,
+                Vec<String>,
+                Vec<i16>,
+                Vec<Option<String>>,
+            ) = Default::default();
+            let mut parents = Vec::with_capacity(batch.len());
+            for &index in &batch {
+                let lease = &leases[index];
+                let (stage, number) = stage_and_number(&lease.checkpoint);
+                columns.0.push(lease.key.stream.as_str());
+                columns.1.push(lease.key.shard.as_str());
+                columns.2.push(lease.checkpoint.to_string());
+                columns.3.push(stage);
+                columns.4.push(number);
+                parents.push(join_shard_ids(&lease.parent_shard_ids));
+            }
+            let rows = Self::query(&self.sql.create_many)
+                .bind(columns.0)
+                .bind(columns.1)
+                .bind(columns.2)
+                .bind(columns.3)
+                .bind(columns.4)
+                .bind(parents)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| from_sqlx(&format!("creating {} leases", batch.len()), e))?;
+            let written = written_keys(&rows)?;
+            for index in batch {
+                created[index] = written.contains(&slot(&leases[index].key));
+            }
+        }
+        // A repeat of a key in the batch finds it created: `false`, as its entry says already.
+        let _ = repeats;
+        Ok(created)
+    }
+
+    pub(crate) async fn renew_many(
+        &self,
+        leases: &[(LeaseKey, Fence)],
+        duration: Duration,
+    ) -> Result<Vec<Result<Lease, Error>>, Error> {
+        let duration_ms = lease_duration_millis(duration)?;
+        let (batch, repeats) = first_occurrences(leases.iter().map(|(key, _)| key).enumerate());
+        let mut renewed: BTreeMap<(String, String), Lease> = BTreeMap::new();
+        if !batch.is_empty() {
+            let mut columns: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) = Default::default();
+            for &index in &batch {
+                let (key, fence) = &leases[index];
+                columns.0.push(key.stream.as_str());
+                columns.1.push(key.shard.as_str());
+                columns.2.push(fence.owner.as_str());
+                columns.3.push(epoch_column(fence.epoch)?);
+            }
+            let rows = Self::query(&self.sql.renew_many)
+                .bind(columns.0)
+                .bind(columns.1)
+                .bind(columns.2)
+                .bind(columns.3)
+                .bind(duration_ms)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| from_sqlx(&format!("renewing {} leases", batch.len()), e))?;
+            for row in &rows {
+                let (lease, now) = decode(row)?;
+                let lease = lease.to_lease(now);
+                renewed.insert(slot(&lease.key), lease);
+            }
+        }
+        let mut results = Vec::with_capacity(leases.len());
+        for (index, (key, fence)) in leases.iter().enumerate() {
+            results.push(if repeats.contains(&index) {
+                // Not written by the statement: now, as the single renewal would.
+                self.renew_lease(key, fence, duration).await
+            } else if let Some(lease) = renewed.remove(&slot(key)) {
+                Ok(lease)
+            } else {
+                Err(self
+                    .explain_refusal(key, |row, now| row.renew(now, fence, duration))
+                    .await)
+            });
+        }
+        Ok(results)
+    }
+
+    pub(crate) async fn checkpoint_many_at_once(
+        &self,
+        updates: &[(LeaseKey, Fence, CheckpointUpdate)],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        let mut results: Vec<Option<Result<(), Error>>> = vec![None; updates.len()];
+        // A pending checkpoint behind the one committed with it is refused before any SQL, as
+        // a single checkpoint's is.
+        for (index, (key, _, update)) in updates.iter().enumerate() {
+            if let Err(refusal) = Self::pending_follows_committed(key, update) {
+                results[index] = Some(Err(refusal));
+            }
+        }
+        let (batch, repeats) = first_occurrences(
+            updates
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| results[*index].is_none())
+                .map(|(index, (key, _, _))| (index, key)),
+        );
+        if !batch.is_empty() {
+            let written = self.write_checkpoints(updates, &batch).await?;
+            for index in batch {
+                let (key, fence, update) = &updates[index];
+                results[index] = Some(if written.contains(&slot(key)) {
+                    Ok(())
+                } else {
+                    Err(self
+                        .explain_refusal(key, |row, _| row.checkpoint(fence, update))
+                        .await)
+                });
+            }
+        }
+        for index in repeats {
+            let (key, fence, update) = &updates[index];
+            results[index] = Some(self.checkpoint(key, fence, update).await);
+        }
+        Ok(results
+            .into_iter()
+            .map(|result| result.unwrap_or(Ok(())))
+            .collect())
+    }
+
+    /// One statement writing the updates at `batch` (distinct keys); the keys it wrote.
+    async fn write_checkpoints(
+        &self,
+        updates: &[(LeaseKey, Fence, CheckpointUpdate)],
+        batch: &[usize],
+    ) -> Result<BTreeSet<(String, String)>, Error> {
+        let mut keys: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) = Default::default();
+        let mut committed: (Vec<Option<String>>, Vec<Option<i16>>, Vec<Option<String>>) =
+            Default::default();
+        #[allow(clippy::type_complexity)]
+        let mut pending: (
+            Vec<Option<String>>,
+            Vec<Option<&[u8]>>,
+            Vec<Option<i16>>,
+            Vec<Option<String>>,
+        ) = Default::default();
+        for &index in batch {
+            let (key, fence, update) = &updates[index];
+            keys.0.push(key.stream.as_str());
+            keys.1.push(key.shard.as_str());
+            keys.2.push(fence.owner.as_str());
+            keys.3.push(epoch_column(fence.epoch)?);
+            let (stage, number) = update
+                .checkpoint
+                .as_ref()
+                .map(stage_and_number)
+                .map_or((None, None), |(stage, number)| (Some(stage), number));
+            committed
+                .0
+                .push(update.checkpoint.as_ref().map(ToString::to_string));
+            committed.1.push(stage);
+            committed.2.push(number);
+            let p = update.pending.as_ref();
+            let (p_stage, p_number) = p
+                .map(|p| stage_and_number(&p.checkpoint))
+                .map_or((None, None), |(stage, number)| (Some(stage), number));
+            pending.0.push(p.map(|p| p.checkpoint.to_string()));
+            pending.1.push(p.and_then(|p| p.state.as_deref()));
+            pending.2.push(p_stage);
+            pending.3.push(p_number);
+        }
+        let rows = Self::query(&self.sql.checkpoint_many)
+            .bind(keys.0)
+            .bind(keys.1)
+            .bind(keys.2)
+            .bind(keys.3)
+            .bind(committed.0)
+            .bind(committed.1)
+            .bind(committed.2)
+            .bind(pending.0)
+            .bind(pending.1)
+            .bind(pending.2)
+            .bind(pending.3)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(&format!("checkpointing {} leases", batch.len()), e))?;
+        written_keys(&rows)
+    }
+}
