@@ -15,7 +15,9 @@ use crate::lease::{
 };
 use crate::{Error, ShardId, StreamName};
 
-/// One method of the [`LeaseStore`] trait, as the fault injector names it.
+/// One method of the [`LeaseStore`] trait, as the fault injector names it. A batch call is
+/// one call of its single operation's kind ([`LeaseStore::renew_leases`] is a `RenewLease`,
+/// and so on): its fault is the whole batch's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LeaseStoreOp {
     /// [`LeaseStore::create_lease_if_absent`].
@@ -431,6 +433,37 @@ impl LeaseStore for FaultInjectingLeaseStore {
         self.call(
             LeaseStoreOp::RenewLease,
             self.inner.renew_lease(key, fence, duration),
+        )
+        .await
+    }
+
+    async fn create_leases_if_absent(&self, leases: &[NewLease]) -> Result<Vec<bool>, Error> {
+        self.call(
+            LeaseStoreOp::CreateLeaseIfAbsent,
+            self.inner.create_leases_if_absent(leases),
+        )
+        .await
+    }
+
+    async fn renew_leases(
+        &self,
+        leases: &[(LeaseKey, Fence)],
+        duration: Duration,
+    ) -> Result<Vec<Result<Lease, Error>>, Error> {
+        self.call(
+            LeaseStoreOp::RenewLease,
+            self.inner.renew_leases(leases, duration),
+        )
+        .await
+    }
+
+    async fn checkpoint_many(
+        &self,
+        updates: &[(LeaseKey, Fence, CheckpointUpdate)],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        self.call(
+            LeaseStoreOp::Checkpoint,
+            self.inner.checkpoint_many(updates),
         )
         .await
     }

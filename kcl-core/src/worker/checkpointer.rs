@@ -1,9 +1,8 @@
 //! Recording how far a shard is processed, fenced on the lease.
 
-use std::sync::Arc;
-
-use crate::lease::{Checkpoint, CheckpointUpdate, Fence, LeaseKey, LeaseStore, PendingCheckpoint};
+use crate::lease::{Checkpoint, CheckpointUpdate, Fence, LeaseKey, PendingCheckpoint};
 use crate::worker::WorkerConfig;
+use crate::worker::checkpoint_writer::CheckpointWriter;
 use crate::{Backoff, Error, SequenceNumber, retry_transient};
 
 /// Writes a shard's checkpoint for its processor.
@@ -19,7 +18,7 @@ use crate::{Backoff, Error, SequenceNumber, retry_transient};
 /// batch that failed is never checkpointed by accident. Inside `process_records` they also
 /// cover the batch being processed: the processor checkpoints when its work is done.
 pub struct Checkpointer {
-    store: Arc<dyn LeaseStore>,
+    writer: CheckpointWriter,
     key: LeaseKey,
     fence: Fence,
     config: WorkerConfig,
@@ -51,7 +50,7 @@ impl PreparedCheckpoint {
 
 impl Checkpointer {
     pub(crate) fn new(
-        store: Arc<dyn LeaseStore>,
+        writer: CheckpointWriter,
         key: LeaseKey,
         fence: Fence,
         config: WorkerConfig,
@@ -59,7 +58,7 @@ impl Checkpointer {
         committed: Checkpoint,
     ) -> Self {
         Checkpointer {
-            store,
+            writer,
             key,
             fence,
             config,
@@ -210,12 +209,12 @@ impl Checkpointer {
         if self.lost {
             return Err(self.lost_error());
         }
-        let (store, key, fence) = (&self.store, &self.key, &self.fence);
+        let (writer, key, fence) = (&self.writer, &self.key, &self.fence);
         let written = retry_transient(
             "checkpoint",
             &mut self.backoff,
             self.config.lease_duration,
-            || store.checkpoint(key, fence, &update),
+            || writer.checkpoint(key, fence, &update),
         )
         .await;
         self.backoff.reset();

@@ -71,6 +71,14 @@ pub struct WorkerConfig {
     pub initial_backoff: Duration,
     /// The longest wait between retries. Defaults to 5 s.
     pub max_backoff: Duration,
+    /// Group checkpointing: when set, the checkpoints this worker's shards make within this
+    /// delay of the first are written together, in one lease-store call (one statement for
+    /// PostgreSQL). Every checkpoint is still fenced on its own lease, and a processor's
+    /// `checkpoint` still returns only once its checkpoint is written or refused, up to this
+    /// delay later than it would alone. For workers holding many shards that checkpoint
+    /// often, where the store's load is the limit (see the README's "Many workers on one
+    /// PostgreSQL"). Defaults to `None`: each checkpoint is written at once.
+    pub group_checkpoints: Option<Duration>,
 }
 
 impl Default for WorkerConfig {
@@ -88,6 +96,7 @@ impl Default for WorkerConfig {
             on_processor_error: ProcessorErrorPolicy::Retry,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            group_checkpoints: None,
         }
     }
 }
@@ -167,6 +176,13 @@ impl WorkerConfig {
         self
     }
 
+    /// Groups checkpoints made within `delay` of each other into one store call (see
+    /// [`group_checkpoints`](Self::group_checkpoints)).
+    pub fn group_checkpoints(mut self, delay: Duration) -> Self {
+        self.group_checkpoints = Some(delay);
+        self
+    }
+
     /// Checks the settings, naming the first bad one.
     pub fn validate(&self) -> Result<(), Error> {
         let positive = [
@@ -186,6 +202,14 @@ impl WorkerConfig {
             return Err(Error::invalid(
                 "lease_duration",
                 "must be at least 30 ms (it is renewed every third of it)",
+            ));
+        }
+        if let Some(delay) = self.group_checkpoints
+            && (delay.is_zero() || delay >= self.renewal_interval())
+        {
+            return Err(Error::invalid(
+                "group_checkpoints",
+                "must be above zero and below the renewal interval (a third of the lease)",
             ));
         }
         if self.max_backoff < self.initial_backoff {

@@ -7,6 +7,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::lease::{Fence, LeaseKey, LeaseStore, WorkerId};
+use crate::worker::checkpoint_writer::CheckpointWriter;
 use crate::worker::liveness::Liveness;
 use crate::worker::metrics::WorkerMetrics;
 use crate::worker::{RecordProcessorFactory, WorkerConfig};
@@ -65,6 +66,8 @@ pub(crate) struct WorkerContext {
     pub(crate) config: WorkerConfig,
     pub(crate) source: Arc<dyn StreamSource>,
     pub(crate) store: Arc<dyn LeaseStore>,
+    /// Where the shards' checkpoints are written (see [`WorkerConfig::group_checkpoints`]).
+    pub(crate) checkpoints: CheckpointWriter,
     pub(crate) factory: Arc<dyn RecordProcessorFactory>,
     held: Mutex<BTreeMap<ShardId, HeldLease>>,
     pub(crate) events: mpsc::UnboundedSender<WorkerEvent>,
@@ -84,6 +87,7 @@ impl WorkerContext {
         config: WorkerConfig,
         source: Arc<dyn StreamSource>,
         store: Arc<dyn LeaseStore>,
+        checkpoints: CheckpointWriter,
         factory: Arc<dyn RecordProcessorFactory>,
         events: mpsc::UnboundedSender<WorkerEvent>,
     ) -> Self {
@@ -97,6 +101,7 @@ impl WorkerContext {
             config,
             source,
             store,
+            checkpoints,
             factory,
             held: Mutex::new(BTreeMap::new()),
             events,

@@ -8,6 +8,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, interval, interval_at};
 use tracing::Instrument;
 
 use crate::lease::{DeadlineLeaseStore, Fence, LeaseStore, WorkerId};
+use crate::worker::checkpoint_writer::{CheckpointWriter, GroupFlusher};
 use crate::worker::context::{Stop, WorkerContext, WorkerEvent};
 use crate::worker::lease_renewer::renew_leases;
 use crate::worker::lease_taker::LeaseTaker;
@@ -43,6 +44,8 @@ use crate::{Error, ShardId, StreamName, StreamSource};
 pub struct Worker {
     ctx: Arc<WorkerContext>,
     events: mpsc::UnboundedReceiver<WorkerEvent>,
+    /// Writes grouped checkpoints, when the configuration groups them.
+    checkpoint_flusher: Option<GroupFlusher>,
 }
 
 /// Assembles a [`Worker`].
@@ -114,22 +117,26 @@ impl WorkerBuilder {
             None => WorkerId::unique(self.name.as_deref().unwrap_or("worker"))?,
         };
         let store = self.store.ok_or_else(|| missing("lease_store"))?;
-        let store = Arc::new(DeadlineLeaseStore::new(
+        let store: Arc<dyn LeaseStore> = Arc::new(DeadlineLeaseStore::new(
             store,
             self.config.store_call_deadline(),
         ));
+        let (checkpoints, checkpoint_flusher) =
+            CheckpointWriter::new(Arc::clone(&store), self.config.group_checkpoints);
         let ctx = WorkerContext::new(
             id,
             self.stream.ok_or_else(|| missing("stream"))?,
             self.config,
             self.source.ok_or_else(|| missing("source"))?,
             store,
+            checkpoints,
             self.factory.ok_or_else(|| missing("processor_factory"))?,
             events,
         );
         Ok(Worker {
             ctx: Arc::new(ctx),
             events: receiver,
+            checkpoint_flusher,
         })
     }
 }
@@ -150,7 +157,15 @@ impl Worker {
         let (shutdown, shutdown_requested) = watch::channel(false);
         let span = tracing::info_span!("worker", id = %self.ctx.id, stream = %self.ctx.stream);
         let ctx = Arc::clone(&self.ctx);
-        let task = tokio::spawn(coordinate(ctx, self.events, shutdown_requested).instrument(span));
+        let task = tokio::spawn(
+            coordinate(
+                ctx,
+                self.events,
+                self.checkpoint_flusher,
+                shutdown_requested,
+            )
+            .instrument(span),
+        );
         WorkerHandle {
             ctx: self.ctx,
             shutdown,
@@ -207,9 +222,13 @@ impl WorkerHandle {
 async fn coordinate(
     ctx: Arc<WorkerContext>,
     mut events: mpsc::UnboundedReceiver<WorkerEvent>,
+    checkpoint_flusher: Option<GroupFlusher>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks = JoinSet::new();
+    if let Some(flusher) = checkpoint_flusher {
+        tasks.spawn(flusher.run().in_current_span());
+    }
     ctx.liveness.acquire(ctx.store.as_ref(), &ctx.id).await;
     if let Err(error) = ctx.store.heartbeat(&ctx.id).await {
         tracing::warn!(%error, "first heartbeat failed");

@@ -6,6 +6,7 @@
 //! (so slow processing never costs a lease) and one consumer task per held lease, which reads
 //! ahead within bounds and delivers batches in order.
 
+mod checkpoint_writer;
 mod checkpointer;
 mod closure_processor;
 mod config;

@@ -131,7 +131,7 @@ impl ShardConsumer {
             }
         };
         let checkpointer = Checkpointer::new(
-            Arc::clone(&ctx.store),
+            ctx.checkpoints.clone(),
             self.key.clone(),
             self.fence.clone(),
             ctx.config.clone(),
