@@ -13,7 +13,7 @@ use kcl_core::{
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Sqlite, SqliteExecutor, Transaction};
 
 use crate::SqliteLeaseStoreConfig;
 use crate::error_mapping::{from_io, from_sqlx};
@@ -29,6 +29,11 @@ use crate::row_codec::{decode, epoch_column, join_shard_ids, lease_columns};
 /// commits, which re-processing covers) and a busy timeout. Each lease write is one
 /// `BEGIN IMMEDIATE` transaction, so its read-check-write cannot interleave with another
 /// process's; a lock held longer than the busy timeout is the transient [`Error::Unavailable`].
+/// A batch ([`create_leases_if_absent`](LeaseStore::create_leases_if_absent),
+/// [`renew_leases`](LeaseStore::renew_leases), [`checkpoint_many`](LeaseStore::checkpoint_many))
+/// is one such transaction for all its leases, each decided on its own and the whole committed
+/// once; it holds the lock while it works through them, so very large batches delay other
+/// writers.
 /// Expiry and heartbeats use this machine's clock, read once per operation after the write
 /// lock is held. Sequence numbers are stored as text and compared as numbers in Rust, inside
 /// that transaction (SQLite has no exact integer wider than 64 bits).
@@ -53,6 +58,10 @@ fn now_ms() -> i64 {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+/// One lease's step inside a write transaction: the outer `Err` is a failure of the database
+/// (abandon the transaction), the inner result this lease's own outcome.
+type Step<T> = Result<Result<T, Error>, Error>;
 
 fn not_found(key: &LeaseKey) -> Error {
     Error::not_found("lease", key.to_string())
@@ -116,10 +125,29 @@ impl SqliteLeaseStore {
         self.pool.close().await;
     }
 
-    async fn fetch_row(
-        tx: &mut Transaction<'static, Sqlite>,
-        key: &LeaseKey,
-    ) -> Result<Option<LeaseRow>, Error> {
+    /// Inserts `lease` unowned at epoch 0 unless its key exists, through `executor` (the pool,
+    /// or a batch's transaction); `true` if this insert created it.
+    async fn insert_if_absent(
+        executor: impl SqliteExecutor<'_>,
+        lease: &NewLease,
+    ) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "INSERT INTO kcl_leases (stream, shard, epoch, checkpoint, parent_shard_ids) \
+             VALUES (?1, ?2, 0, ?3, ?4) ON CONFLICT (stream, shard) DO NOTHING",
+        )
+        .bind(lease.key.stream.as_str())
+        .bind(lease.key.shard.as_str())
+        .bind(lease.checkpoint.to_string())
+        .bind(join_shard_ids(&lease.parent_shard_ids))
+        .execute(executor)
+        .await
+        .map_err(|e| from_sqlx(&format!("creating lease {}", lease.key), e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The lease row for `key` inside `tx`; a missing or undecodable row is this lease's own
+    /// outcome, not a failure of the database.
+    async fn fetch_row(tx: &mut Transaction<'static, Sqlite>, key: &LeaseKey) -> Step<LeaseRow> {
         let row = sqlx::query(concat!(
             "SELECT ",
             lease_columns!(),
@@ -130,10 +158,15 @@ impl SqliteLeaseStore {
         .fetch_optional(&mut **tx)
         .await
         .map_err(|e| from_sqlx(&format!("reading lease {key}"), e))?;
-        row.as_ref().map(decode).transpose()
+        Ok(row.as_ref().map_or_else(|| Err(not_found(key)), decode))
     }
 
-    async fn write_row(tx: &mut Transaction<'static, Sqlite>, row: &LeaseRow) -> Result<(), Error> {
+    /// Writes `row` back inside `tx`; an epoch SQLite cannot store is this lease's own outcome.
+    async fn write_row(tx: &mut Transaction<'static, Sqlite>, row: &LeaseRow) -> Step<()> {
+        let epoch = match epoch_column(row.epoch) {
+            Ok(epoch) => epoch,
+            Err(refused) => return Ok(Err(refused)),
+        };
         let pending = row.pending_checkpoint.as_ref();
         sqlx::query(
             "UPDATE kcl_leases SET owner = ?3, epoch = ?4, expires_at_ms = ?5, checkpoint = ?6, \
@@ -143,7 +176,7 @@ impl SqliteLeaseStore {
         .bind(row.key.stream.as_str())
         .bind(row.key.shard.as_str())
         .bind(row.owner.as_ref().map(WorkerId::as_str))
-        .bind(epoch_column(row.epoch)?)
+        .bind(epoch)
         .bind(row.expires_at_ms)
         .bind(row.checkpoint.to_string())
         .bind(pending.map(|p| p.checkpoint.to_string()))
@@ -153,59 +186,162 @@ impl SqliteLeaseStore {
         .execute(&mut **tx)
         .await
         .map_err(|e| from_sqlx(&format!("writing lease {}", row.key), e))?;
+        Ok(Ok(()))
+    }
+
+    /// One lease's step of a write transaction: reads the row for `key`, applies `change` at
+    /// `now` and writes the result back. A refused change writes nothing and is this lease's
+    /// outcome; the transaction goes on for the others.
+    async fn step(
+        tx: &mut Transaction<'static, Sqlite>,
+        key: &LeaseKey,
+        now: i64,
+        change: impl FnOnce(&mut LeaseRow, i64) -> Result<(), Error> + Send,
+    ) -> Step<LeaseRow> {
+        let mut row = match Self::fetch_row(tx, key).await? {
+            Ok(row) => row,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        if let Err(refused) = change(&mut row, now) {
+            return Ok(Err(refused));
+        }
+        Ok(Self::write_row(tx, &row).await?.map(|()| row))
+    }
+
+    /// Takes the database's write lock: a `BEGIN IMMEDIATE` transaction, so that no other
+    /// connection or process writes between its reads and its writes.
+    async fn begin_write(&self, what: &str) -> Result<Transaction<'static, Sqlite>, Error> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| from_sqlx(&format!("locking the database to {what}"), e))
+    }
+
+    /// Commits `tx` if it `wrote` anything, else rolls it back, releasing the write lock now
+    /// rather than when the connection is next used.
+    async fn finish(
+        tx: Transaction<'static, Sqlite>,
+        wrote: bool,
+        what: &str,
+    ) -> Result<(), Error> {
+        if wrote {
+            tx.commit()
+                .await
+                .map_err(|e| from_sqlx(&format!("committing the transaction to {what}"), e))?;
+        } else {
+            let _ = tx.rollback().await;
+        }
         Ok(())
     }
 
+    /// Applies each `(key, change)` in order as [`step`](Self::step) does, all inside one
+    /// `BEGIN IMMEDIATE` transaction at one reading of the clock, and commits once: each lease's
+    /// own outcome, in input order. An `Err` for the whole call is a failure of the database,
+    /// after which nothing of the batch is committed. No changes, no transaction.
+    async fn transitions<F>(
+        &self,
+        what: &str,
+        changes: Vec<(&LeaseKey, F)>,
+    ) -> Result<Vec<Result<Lease, Error>>, Error>
+    where
+        F: FnOnce(&mut LeaseRow, i64) -> Result<(), Error> + Send,
+    {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write(what).await?;
+        // Read the clock only once the write lock is held, so time spent waiting for it does not
+        // shorten the leases being granted.
+        let now = now_ms();
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for (key, change) in changes {
+            outcomes.push(Self::step(&mut tx, key, now, change).await?);
+        }
+        Self::finish(tx, outcomes.iter().any(Result::is_ok), what).await?;
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.map(|row| row.to_lease(now)))
+            .collect())
+    }
+
     /// Reads the lease for `key`, applies `change` at the current time and writes the result,
-    /// all inside one `BEGIN IMMEDIATE` transaction; a refused change writes nothing.
+    /// all inside one `BEGIN IMMEDIATE` transaction; a refused change writes nothing. A batch
+    /// of one for [`transitions`](Self::transitions).
     async fn transition(
         &self,
         key: &LeaseKey,
         change: impl FnOnce(&mut LeaseRow, i64) -> Result<(), Error> + Send,
     ) -> Result<Lease, Error> {
-        let mut tx =
-            self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| {
-                from_sqlx(&format!("locking the database to update lease {key}"), e)
-            })?;
-        // Read the clock only once the write lock is held, so time spent waiting for it does not
-        // shorten the lease being granted.
-        let now = now_ms();
-        let outcome = match Self::fetch_row(&mut tx, key).await? {
-            None => Err(not_found(key)),
-            Some(mut row) => change(&mut row, now).map(|()| row),
-        };
-        match outcome {
-            Ok(row) => {
-                Self::write_row(&mut tx, &row).await?;
-                tx.commit()
-                    .await
-                    .map_err(|e| from_sqlx(&format!("committing lease {key}"), e))?;
-                Ok(row.to_lease(now))
-            }
-            Err(refused) => {
-                // Release the write lock now rather than when the connection is next used.
-                let _ = tx.rollback().await;
-                Err(refused)
-            }
-        }
+        let mut outcomes = self
+            .transitions(&format!("update lease {key}"), vec![(key, change)])
+            .await?;
+        // One change, one outcome.
+        outcomes.pop().unwrap_or_else(|| Err(not_found(key)))
     }
 }
 
 #[async_trait]
 impl LeaseStore for SqliteLeaseStore {
     async fn create_lease_if_absent(&self, lease: &NewLease) -> Result<bool, Error> {
-        let done = sqlx::query(
-            "INSERT INTO kcl_leases (stream, shard, epoch, checkpoint, parent_shard_ids) \
-             VALUES (?1, ?2, 0, ?3, ?4) ON CONFLICT (stream, shard) DO NOTHING",
-        )
-        .bind(lease.key.stream.as_str())
-        .bind(lease.key.shard.as_str())
-        .bind(lease.checkpoint.to_string())
-        .bind(join_shard_ids(&lease.parent_shard_ids))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| from_sqlx(&format!("creating lease {}", lease.key), e))?;
-        Ok(done.rows_affected() == 1)
+        Self::insert_if_absent(&self.pool, lease).await
+    }
+
+    /// All in one `BEGIN IMMEDIATE` transaction, committed once: a reader sees none or all of
+    /// the leases it created.
+    async fn create_leases_if_absent(&self, leases: &[NewLease]) -> Result<Vec<bool>, Error> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let what = format!("create {} leases", leases.len());
+        let mut tx = self.begin_write(&what).await?;
+        let mut created = Vec::with_capacity(leases.len());
+        for lease in leases {
+            created.push(Self::insert_if_absent(&mut *tx, lease).await?);
+        }
+        Self::finish(tx, created.contains(&true), &what).await?;
+        Ok(created)
+    }
+
+    /// All in one `BEGIN IMMEDIATE` transaction at one reading of the clock, committed once;
+    /// a lease lost or not found is that lease's result and writes nothing.
+    async fn renew_leases(
+        &self,
+        leases: &[(LeaseKey, Fence)],
+        duration: Duration,
+    ) -> Result<Vec<Result<Lease, Error>>, Error> {
+        let changes = leases
+            .iter()
+            .map(|(key, fence)| {
+                (key, move |row: &mut LeaseRow, now| {
+                    row.renew(now, fence, duration)
+                })
+            })
+            .collect();
+        self.transitions(&format!("renew {} leases", leases.len()), changes)
+            .await
+    }
+
+    /// All in one `BEGIN IMMEDIATE` transaction, committed once; a lease lost, not found or
+    /// a checkpoint behind the stored one is that update's result and writes nothing.
+    async fn checkpoint_many(
+        &self,
+        updates: &[(LeaseKey, Fence, CheckpointUpdate)],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        let changes = updates
+            .iter()
+            .map(|(key, fence, update)| {
+                (key, move |row: &mut LeaseRow, _: i64| {
+                    row.checkpoint(fence, update)
+                })
+            })
+            .collect();
+        let outcomes = self
+            .transitions(&format!("write {} checkpoints", updates.len()), changes)
+            .await?;
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.map(drop))
+            .collect())
     }
 
     async fn get_lease(&self, key: &LeaseKey) -> Result<Option<Lease>, Error> {
