@@ -222,6 +222,10 @@ impl LeaseStore for AuditedLeaseStore {
         self.inner.hold_liveness(worker).await
     }
 
+    async fn lease_changes(&self) -> Result<Option<u64>, Error> {
+        self.inner.lease_changes().await
+    }
+
     async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {
         self.inner.dead_workers(workers).await
     }

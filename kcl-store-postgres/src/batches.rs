@@ -24,10 +24,11 @@ fn first_occurrences<'a>(
     let mut repeats = Vec::new();
     for (index, key) in keys {
         let slot = (key.stream.as_str(), key.shard.as_str());
-        if firsts.contains_key(&slot) {
-            repeats.push(index);
-        } else {
-            firsts.insert(slot, index);
+        match firsts.entry(slot) {
+            std::collections::btree_map::Entry::Occupied(_) => repeats.push(index),
+            std::collections::btree_map::Entry::Vacant(first) => {
+                first.insert(index);
+            }
         }
     }
     (firsts.into_values().collect(), repeats)
@@ -48,6 +49,13 @@ fn written_keys(rows: &[sqlx::postgres::PgRow]) -> Result<BTreeSet<(String, Stri
         .collect()
 }
 
+/// A checkpoint's stage and number columns, both `NULL` for no checkpoint.
+fn stage_and_number_of(checkpoint: Option<&kcl_core::Checkpoint>) -> (Option<i16>, Option<String>) {
+    checkpoint
+        .map(stage_and_number)
+        .map_or((None, None), |(stage, number)| (Some(stage), number))
+}
+
 fn slot(key: &LeaseKey) -> (String, String) {
     (key.stream.to_string(), key.shard.to_string())
 }
@@ -57,31 +65,32 @@ impl PostgresLeaseStore {
         let (batch, repeats) = first_occurrences(leases.iter().map(|lease| &lease.key).enumerate());
         let mut created = vec![false; leases.len()];
         if !batch.is_empty() {
-            let mut columns: (
-                Vec<&str>,
-                Vec<&str>,
-                Vec<String>,
-                Vec<i16>,
-                Vec<Option<String>>,
-            ) = Default::default();
-            let mut parents = Vec::with_capacity(batch.len());
-            for &index in &batch {
-                let lease = &leases[index];
-                let (stage, number) = stage_and_number(&lease.checkpoint);
-                columns.0.push(lease.key.stream.as_str());
-                columns.1.push(lease.key.shard.as_str());
-                columns.2.push(lease.checkpoint.to_string());
-                columns.3.push(stage);
-                columns.4.push(number);
-                parents.push(join_shard_ids(&lease.parent_shard_ids));
-            }
+            let leases_at = || batch.iter().map(|&index| &leases[index]);
+            let checkpoints = leases_at().map(|lease| stage_and_number(&lease.checkpoint));
+            let (stages, numbers): (Vec<i16>, Vec<Option<String>>) = checkpoints.unzip();
             let rows = Self::query(&self.sql.create_many)
-                .bind(columns.0)
-                .bind(columns.1)
-                .bind(columns.2)
-                .bind(columns.3)
-                .bind(columns.4)
-                .bind(parents)
+                .bind(
+                    leases_at()
+                        .map(|l| l.key.stream.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    leases_at()
+                        .map(|l| l.key.shard.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    leases_at()
+                        .map(|l| l.checkpoint.to_string())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(stages)
+                .bind(numbers)
+                .bind(
+                    leases_at()
+                        .map(|l| join_shard_ids(&l.parent_shard_ids))
+                        .collect::<Vec<_>>(),
+                )
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| from_sqlx(&format!("creating {} leases", batch.len()), e))?;
@@ -191,53 +200,49 @@ impl PostgresLeaseStore {
         updates: &[(LeaseKey, Fence, CheckpointUpdate)],
         batch: &[usize],
     ) -> Result<BTreeSet<(String, String)>, Error> {
-        let mut keys: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) = Default::default();
-        let mut committed: (Vec<Option<String>>, Vec<Option<i16>>, Vec<Option<String>>) =
-            Default::default();
-        #[allow(clippy::type_complexity)]
-        let mut pending: (
-            Vec<Option<String>>,
-            Vec<Option<&[u8]>>,
-            Vec<Option<i16>>,
-            Vec<Option<String>>,
-        ) = Default::default();
-        for &index in batch {
-            let (key, fence, update) = &updates[index];
-            keys.0.push(key.stream.as_str());
-            keys.1.push(key.shard.as_str());
-            keys.2.push(fence.owner.as_str());
-            keys.3.push(epoch_column(fence.epoch)?);
-            let (stage, number) = update
-                .checkpoint
-                .as_ref()
-                .map(stage_and_number)
-                .map_or((None, None), |(stage, number)| (Some(stage), number));
-            committed
-                .0
-                .push(update.checkpoint.as_ref().map(ToString::to_string));
-            committed.1.push(stage);
-            committed.2.push(number);
-            let p = update.pending.as_ref();
-            let (p_stage, p_number) = p
-                .map(|p| stage_and_number(&p.checkpoint))
-                .map_or((None, None), |(stage, number)| (Some(stage), number));
-            pending.0.push(p.map(|p| p.checkpoint.to_string()));
-            pending.1.push(p.and_then(|p| p.state.as_deref()));
-            pending.2.push(p_stage);
-            pending.3.push(p_number);
-        }
+        let at = || batch.iter().map(|&index| &updates[index]);
+        let epochs = at()
+            .map(|(_, fence, _)| epoch_column(fence.epoch))
+            .collect::<Result<Vec<i64>, Error>>()?;
+        let (stages, numbers): (Vec<Option<i16>>, Vec<Option<String>>) = at()
+            .map(|(_, _, update)| stage_and_number_of(update.checkpoint.as_ref()))
+            .unzip();
+        let pending = || at().map(|(_, _, update)| update.pending.as_ref());
+        let (pending_stages, pending_numbers): (Vec<Option<i16>>, Vec<Option<String>>) = pending()
+            .map(|p| stage_and_number_of(p.map(|p| &p.checkpoint)))
+            .unzip();
         let rows = Self::query(&self.sql.checkpoint_many)
-            .bind(keys.0)
-            .bind(keys.1)
-            .bind(keys.2)
-            .bind(keys.3)
-            .bind(committed.0)
-            .bind(committed.1)
-            .bind(committed.2)
-            .bind(pending.0)
-            .bind(pending.1)
-            .bind(pending.2)
-            .bind(pending.3)
+            .bind(
+                at().map(|(key, _, _)| key.stream.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                at().map(|(key, _, _)| key.shard.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                at().map(|(_, fence, _)| fence.owner.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(epochs)
+            .bind(
+                at().map(|(_, _, update)| update.checkpoint.as_ref().map(ToString::to_string))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(stages)
+            .bind(numbers)
+            .bind(
+                pending()
+                    .map(|p| p.map(|p| p.checkpoint.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                pending()
+                    .map(|p| p.and_then(|p| p.state.as_deref()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(pending_stages)
+            .bind(pending_numbers)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| from_sqlx(&format!("checkpointing {} leases", batch.len()), e))?;

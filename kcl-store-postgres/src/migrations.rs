@@ -5,11 +5,12 @@ use sqlx::{AssertSqlSafe, PgPool};
 use crate::error_mapping::from_sqlx;
 use kcl_core::Error;
 
-/// Every migration, in order; `{leases}`, `{workers}` and `{liveness}` stand for the quoted
-/// table names.
+/// Every migration, in order; `{leases}`, `{workers}`, `{liveness}` and `{changes}` stand for
+/// the quoted table (and sequence) names.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_create_leases.sql"),
     include_str!("../migrations/0002_liveness.sql"),
+    include_str!("../migrations/0003_changes.sql"),
 ];
 
 /// Brings the tables named by `table` up to date. Safe to run from many processes at once: one
@@ -20,6 +21,7 @@ pub(crate) async fn run(
     leases: &str,
     workers: &str,
     liveness: &str,
+    changes: &str,
 ) -> Result<(), Error> {
     let schema = crate::statements::quoted(&format!("{table}_schema"));
     let mut tx = pool
@@ -57,7 +59,8 @@ pub(crate) async fn run(
         let sql = migration
             .replace("{leases}", leases)
             .replace("{workers}", workers)
-            .replace("{liveness}", liveness);
+            .replace("{liveness}", liveness)
+            .replace("{changes}", changes);
         sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(&mut *tx)
             .await

@@ -58,6 +58,7 @@ pub(crate) struct Statements {
     pub(crate) create_many: Arc<str>,
     pub(crate) renew_many: Arc<str>,
     pub(crate) checkpoint_many: Arc<str>,
+    pub(crate) lease_changes: Arc<str>,
 }
 
 /// `name` as a quoted identifier (the name is validated to `[a-z0-9_]` already).
@@ -66,9 +67,11 @@ pub(crate) fn quoted(name: &str) -> String {
 }
 
 impl Statements {
-    /// The statements for lease table `leases`, worker table `workers` and liveness table
-    /// `liveness` (all quoted).
-    pub(crate) fn new(leases: &str, workers: &str, liveness: &str) -> Self {
+    /// The statements for lease table `leases`, worker table `workers`, liveness table
+    /// `liveness` and change sequence `changes` (all quoted).
+    pub(crate) fn new(leases: &str, workers: &str, liveness: &str, changes: &str) -> Self {
+        // Drawn by every statement that changes what a taker must see (schema version 3).
+        let change = format!("nextval('{}')", changes.replace('\'', "''"));
         let key = "stream = $1 AND shard = $2";
         let fenced = "stream = $1 AND shard = $2 AND owner = $3 AND epoch = $4";
         let millis = "$5::bigint * interval '1 millisecond'";
@@ -76,7 +79,7 @@ impl Statements {
             create: format!(
                 "INSERT INTO {leases} (stream, shard, epoch, checkpoint, checkpoint_stage, \
                  checkpoint_seq, parent_shard_ids) VALUES ($1, $2, 0, $3, $4, $5::numeric, $6) \
-                 ON CONFLICT (stream, shard) DO NOTHING"
+                 ON CONFLICT (stream, shard) DO NOTHING RETURNING {change}"
             )
             .into(),
             select_one: format!("SELECT {COLUMNS} FROM {leases} WHERE {key}").into(),
@@ -89,7 +92,7 @@ impl Statements {
                  expires_at = now() + {millis}, handoff_to = NULL \
                  WHERE {key} AND epoch = $4 \
                  AND ($6::boolean OR owner IS NULL OR expires_at IS NULL OR expires_at <= now()) \
-                 RETURNING {COLUMNS}"
+                 RETURNING {COLUMNS}, {change}"
             )
             .into(),
             renew: format!(
@@ -99,7 +102,7 @@ impl Statements {
             .into(),
             release: format!(
                 "UPDATE {leases} SET owner = NULL, expires_at = NULL, handoff_to = NULL \
-                 WHERE {fenced}"
+                 WHERE {fenced} RETURNING {change}"
             )
             .into(),
             checkpoint: format!(
@@ -112,7 +115,8 @@ impl Statements {
                    pending_state = $9::bytea \
                  WHERE {fenced} \
                    AND ($5::text IS NULL OR {commit_ok}) \
-                   AND ($8::text IS NULL OR $5::text IS NOT NULL OR {pending_ok})",
+                   AND ($8::text IS NULL OR $5::text IS NOT NULL OR {pending_ok}) \
+                 RETURNING CASE WHEN $6::smallint = 2 THEN {change} END",
                 commit_ok = may_follow("$6", "$7"),
                 pending_ok = may_follow("$10", "$11"),
             )
@@ -125,12 +129,16 @@ impl Statements {
             complete_handoff: format!(
                 "UPDATE {leases} SET owner = handoff_to, epoch = epoch + 1, \
                  expires_at = now() + {millis}, handoff_to = NULL \
-                 WHERE {fenced} AND handoff_to IS NOT NULL RETURNING {COLUMNS}"
+                 WHERE {fenced} AND handoff_to IS NOT NULL RETURNING {COLUMNS}, {change}"
             )
             .into(),
             record_child_shards: format!("UPDATE {leases} SET child_shard_ids = $5 WHERE {fenced}")
                 .into(),
-            delete: format!("DELETE FROM {leases} WHERE {key}").into(),
+            delete: format!("DELETE FROM {leases} WHERE {key} RETURNING {change}").into(),
+            lease_changes: format!(
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {changes}"
+            )
+            .into(),
             heartbeat: format!(
                 "INSERT INTO {workers} (worker_id, heartbeat_at) VALUES ($1, now()) \
                  ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()"
@@ -162,7 +170,7 @@ impl Statements {
                    $6::text[]) WITH ORDINALITY \
                    AS b(b_stream, b_shard, b_checkpoint, b_stage, b_number, b_parents, b_order) \
                  ORDER BY b_order \
-                 ON CONFLICT (stream, shard) DO NOTHING RETURNING stream, shard"
+                 ON CONFLICT (stream, shard) DO NOTHING RETURNING stream, shard, {change}"
             )
             .into(),
             renew_many: format!(
@@ -190,7 +198,7 @@ impl Statements {
                    AND epoch = b_epoch AND stream = k_stream AND shard = k_shard \
                    AND (b_checkpoint IS NULL OR {commit_ok}) \
                    AND (b_pending IS NULL OR b_checkpoint IS NOT NULL OR {pending_ok}) \
-                 RETURNING stream, shard",
+                 RETURNING stream, shard, CASE WHEN b_stage = 2 THEN {change} END",
                 batch = fenced_batch(
                     leases,
                     "unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], \

@@ -104,10 +104,11 @@ impl PostgresLeaseStore {
         let leases = quoted(&config.table);
         let workers = quoted(&format!("{}_workers", config.table));
         let liveness = quoted(&format!("{}_liveness", config.table));
-        migrations::run(&pool, &config.table, &leases, &workers, &liveness).await?;
+        let changes = quoted(&format!("{}_changes", config.table));
+        migrations::run(&pool, &config.table, &leases, &workers, &liveness, &changes).await?;
         Ok(PostgresLeaseStore {
             pool,
-            sql: Arc::new(Statements::new(&leases, &workers, &liveness)),
+            sql: Arc::new(Statements::new(&leases, &workers, &liveness, &changes)),
             table: config.table,
             liveness: Connector::new(options, config.acquire_timeout, &target),
         })
@@ -472,6 +473,14 @@ impl LeaseStore for PostgresLeaseStore {
             .hold(worker, &self.sql.record_liveness)
             .await
             .map(Some)
+    }
+
+    async fn lease_changes(&self) -> Result<Option<u64>, Error> {
+        let last: i64 = sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.lease_changes)))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| from_sqlx("reading the lease change number", e))?;
+        Ok(Some(last.unsigned_abs()))
     }
 
     async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {

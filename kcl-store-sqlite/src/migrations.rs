@@ -9,6 +9,7 @@ use kcl_core::Error;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_create_leases.sql"),
     include_str!("../migrations/0002_liveness.sql"),
+    include_str!("../migrations/0003_changes.sql"),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once: the check and the

@@ -13,7 +13,7 @@ use kcl_core::{
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, SqliteExecutor, Transaction};
+use sqlx::{Sqlite, Transaction};
 
 use crate::SqliteLeaseStoreConfig;
 use crate::error_mapping::{from_io, from_sqlx};
@@ -34,6 +34,12 @@ use crate::row_codec::{decode, epoch_column, join_shard_ids, lease_columns};
 /// is one such transaction for all its leases, each decided on its own and the whole committed
 /// once; it holds the lock while it works through them, so very large batches delay other
 /// writers.
+///
+/// The change number ([`lease_changes`](LeaseStore::lease_changes)) is a counter in a one-row
+/// table, `kcl_leases_changes`, that a write transaction adds one to, just before it commits,
+/// if it created or deleted a lease or changed one as [`LeaseRow::changes_ownership`] says; the
+/// other writes (renewals, other checkpoints, handoff requests, heartbeats) never touch it.
+///
 /// Expiry and heartbeats use this machine's clock, read once per operation after the write
 /// lock is held. Sequence numbers are stored as text and compared as numbers in Rust, inside
 /// that transaction (SQLite has no exact integer wider than 64 bits).
@@ -62,6 +68,31 @@ fn now_ms() -> i64 {
 /// One lease's step inside a write transaction: the outer `Err` is a failure of the database
 /// (abandon the transaction), the inner result this lease's own outcome.
 type Step<T> = Result<Result<T, Error>, Error>;
+
+/// What a write transaction changed, which decides how [`SqliteLeaseStore::finish`] ends it;
+/// ordered, so that a batch's is the greatest of its leases'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Wrote {
+    /// Nothing: roll back.
+    Nothing,
+    /// Leases, but not who may take what (renewals, other checkpoints, handoff requests):
+    /// commit, leaving the change number alone.
+    Leases,
+    /// A lease created or deleted, or changed as [`LeaseRow::changes_ownership`] says: move the
+    /// change number and commit.
+    Ownership,
+}
+
+impl Wrote {
+    /// `Ownership` if a lease was created or deleted, else `Nothing`.
+    fn lease_created_or_deleted(done: bool) -> Self {
+        if done {
+            Wrote::Ownership
+        } else {
+            Wrote::Nothing
+        }
+    }
+}
 
 fn not_found(key: &LeaseKey) -> Error {
     Error::not_found("lease", key.to_string())
@@ -125,10 +156,10 @@ impl SqliteLeaseStore {
         self.pool.close().await;
     }
 
-    /// Inserts `lease` unowned at epoch 0 unless its key exists, through `executor` (the pool,
-    /// or a batch's transaction); `true` if this insert created it.
+    /// Inserts `lease` unowned at epoch 0 unless its key exists, inside `tx`; `true` if this
+    /// insert created it.
     async fn insert_if_absent(
-        executor: impl SqliteExecutor<'_>,
+        tx: &mut Transaction<'static, Sqlite>,
         lease: &NewLease,
     ) -> Result<bool, Error> {
         let done = sqlx::query(
@@ -139,7 +170,7 @@ impl SqliteLeaseStore {
         .bind(lease.key.shard.as_str())
         .bind(lease.checkpoint.to_string())
         .bind(join_shard_ids(&lease.parent_shard_ids))
-        .execute(executor)
+        .execute(&mut **tx)
         .await
         .map_err(|e| from_sqlx(&format!("creating lease {}", lease.key), e))?;
         Ok(done.rows_affected() == 1)
@@ -190,22 +221,29 @@ impl SqliteLeaseStore {
     }
 
     /// One lease's step of a write transaction: reads the row for `key`, applies `change` at
-    /// `now` and writes the result back. A refused change writes nothing and is this lease's
-    /// outcome; the transaction goes on for the others.
+    /// `now` and writes the result back, answering the row written and whether it changed who
+    /// may take what. A refused change writes nothing and is this lease's outcome; the
+    /// transaction goes on for the others.
     async fn step(
         tx: &mut Transaction<'static, Sqlite>,
         key: &LeaseKey,
         now: i64,
         change: impl FnOnce(&mut LeaseRow, i64) -> Result<(), Error> + Send,
-    ) -> Step<LeaseRow> {
-        let mut row = match Self::fetch_row(tx, key).await? {
+    ) -> Step<(LeaseRow, Wrote)> {
+        let before = match Self::fetch_row(tx, key).await? {
             Ok(row) => row,
             Err(refused) => return Ok(Err(refused)),
         };
+        let mut row = before.clone();
         if let Err(refused) = change(&mut row, now) {
             return Ok(Err(refused));
         }
-        Ok(Self::write_row(tx, &row).await?.map(|()| row))
+        let wrote = if before.changes_ownership(&row) {
+            Wrote::Ownership
+        } else {
+            Wrote::Leases
+        };
+        Ok(Self::write_row(tx, &row).await?.map(|()| (row, wrote)))
     }
 
     /// Takes the database's write lock: a `BEGIN IMMEDIATE` transaction, so that no other
@@ -218,20 +256,32 @@ impl SqliteLeaseStore {
     }
 
     /// Commits `tx` if it `wrote` anything, else rolls it back, releasing the write lock now
-    /// rather than when the connection is next used.
+    /// rather than when the connection is next used. The one place the change number moves:
+    /// by one, inside `tx`, if `tx` changed who may take what.
     async fn finish(
-        tx: Transaction<'static, Sqlite>,
-        wrote: bool,
+        mut tx: Transaction<'static, Sqlite>,
+        wrote: Wrote,
         what: &str,
     ) -> Result<(), Error> {
-        if wrote {
-            tx.commit()
-                .await
-                .map_err(|e| from_sqlx(&format!("committing the transaction to {what}"), e))?;
-        } else {
+        if wrote == Wrote::Nothing {
             let _ = tx.rollback().await;
+            return Ok(());
         }
-        Ok(())
+        if wrote == Wrote::Ownership {
+            let moved = sqlx::query("UPDATE kcl_leases_changes SET changes = changes + 1")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| from_sqlx(&format!("moving the change number to {what}"), e))?;
+            // Without its row the number would stand still and takers stop looking.
+            if moved.rows_affected() != 1 {
+                return Err(Error::Storage {
+                    message: format!("the change number's row is missing, to {what}"),
+                });
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(|e| from_sqlx(&format!("committing the transaction to {what}"), e))
     }
 
     /// Applies each `(key, change)` in order as [`step`](Self::step) does, all inside one
@@ -257,10 +307,11 @@ impl SqliteLeaseStore {
         for (key, change) in changes {
             outcomes.push(Self::step(&mut tx, key, now, change).await?);
         }
-        Self::finish(tx, outcomes.iter().any(Result::is_ok), what).await?;
+        let wrote = outcomes.iter().flatten().map(|(_, wrote)| *wrote).max();
+        Self::finish(tx, wrote.unwrap_or(Wrote::Nothing), what).await?;
         Ok(outcomes
             .into_iter()
-            .map(|outcome| outcome.map(|row| row.to_lease(now)))
+            .map(|outcome| outcome.map(|(row, _)| row.to_lease(now)))
             .collect())
     }
 
@@ -282,8 +333,12 @@ impl SqliteLeaseStore {
 
 #[async_trait]
 impl LeaseStore for SqliteLeaseStore {
+    /// A batch of one: a create moves the change number in its own transaction.
     async fn create_lease_if_absent(&self, lease: &NewLease) -> Result<bool, Error> {
-        Self::insert_if_absent(&self.pool, lease).await
+        let created = self
+            .create_leases_if_absent(std::slice::from_ref(lease))
+            .await?;
+        Ok(created == [true])
     }
 
     /// All in one `BEGIN IMMEDIATE` transaction, committed once: a reader sees none or all of
@@ -292,13 +347,14 @@ impl LeaseStore for SqliteLeaseStore {
         if leases.is_empty() {
             return Ok(Vec::new());
         }
-        let what = format!("create {} leases", leases.len());
+        let what = format!("create {} lease(s)", leases.len());
         let mut tx = self.begin_write(&what).await?;
         let mut created = Vec::with_capacity(leases.len());
         for lease in leases {
-            created.push(Self::insert_if_absent(&mut *tx, lease).await?);
+            created.push(Self::insert_if_absent(&mut tx, lease).await?);
         }
-        Self::finish(tx, created.contains(&true), &what).await?;
+        let wrote = Wrote::lease_created_or_deleted(created.contains(&true));
+        Self::finish(tx, wrote, &what).await?;
         Ok(created)
     }
 
@@ -450,14 +506,19 @@ impl LeaseStore for SqliteLeaseStore {
             .map(drop)
     }
 
+    /// In one `BEGIN IMMEDIATE` transaction with the change number it moves.
     async fn delete_lease(&self, key: &LeaseKey) -> Result<bool, Error> {
+        let what = format!("delete lease {key}");
+        let mut tx = self.begin_write(&what).await?;
         let done = sqlx::query("DELETE FROM kcl_leases WHERE stream = ?1 AND shard = ?2")
             .bind(key.stream.as_str())
             .bind(key.shard.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| from_sqlx(&format!("deleting lease {key}"), e))?;
-        Ok(done.rows_affected() == 1)
+        let deleted = done.rows_affected() == 1;
+        Self::finish(tx, Wrote::lease_created_or_deleted(deleted), &what).await?;
+        Ok(deleted)
     }
 
     async fn heartbeat(&self, worker: &WorkerId) -> Result<(), Error> {
@@ -540,6 +601,19 @@ impl LeaseStore for SqliteLeaseStore {
             });
         }
         Ok(Some(Box::new(hold)))
+    }
+
+    /// One read of the counter row, without a transaction.
+    async fn lease_changes(&self) -> Result<Option<u64>, Error> {
+        let changes: i64 = sqlx::query_scalar("SELECT changes FROM kcl_leases_changes")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| from_sqlx("reading the change number", e))?;
+        u64::try_from(changes)
+            .map(Some)
+            .map_err(|_| Error::Storage {
+                message: format!("the change number {changes} is negative"),
+            })
     }
 
     async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {

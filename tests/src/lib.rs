@@ -4,8 +4,10 @@
 
 pub mod bench_args;
 pub mod black_hole_proxy;
+pub mod counting_lease_store;
 pub mod http_producer;
 pub mod late_deliveries;
+pub mod lease_scale;
 pub mod log_checker;
 pub mod postgres_admin;
 pub mod process_cluster;

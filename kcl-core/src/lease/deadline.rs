@@ -197,6 +197,11 @@ impl LeaseStore for DeadlineLeaseStore {
             .await
     }
 
+    async fn lease_changes(&self) -> Result<Option<u64>, Error> {
+        self.bounded("lease_changes", self.inner.lease_changes())
+            .await
+    }
+
     async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {
         self.bounded("dead_workers", self.inner.dead_workers(workers))
             .await

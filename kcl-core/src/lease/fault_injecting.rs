@@ -52,11 +52,13 @@ pub enum LeaseStoreOp {
     HoldLiveness,
     /// [`LeaseStore::dead_workers`].
     DeadWorkers,
+    /// [`LeaseStore::lease_changes`].
+    LeaseChanges,
 }
 
 impl LeaseStoreOp {
     /// Every operation, in the trait's order.
-    pub const ALL: [LeaseStoreOp; 16] = [
+    pub const ALL: [LeaseStoreOp; 17] = [
         LeaseStoreOp::CreateLeaseIfAbsent,
         LeaseStoreOp::GetLease,
         LeaseStoreOp::ListLeases,
@@ -73,6 +75,7 @@ impl LeaseStoreOp {
         LeaseStoreOp::LiveWorkers,
         LeaseStoreOp::HoldLiveness,
         LeaseStoreOp::DeadWorkers,
+        LeaseStoreOp::LeaseChanges,
     ];
 
     /// The trait method's name.
@@ -94,6 +97,7 @@ impl LeaseStoreOp {
             LeaseStoreOp::LiveWorkers => "live_workers",
             LeaseStoreOp::HoldLiveness => "hold_liveness",
             LeaseStoreOp::DeadWorkers => "dead_workers",
+            LeaseStoreOp::LeaseChanges => "lease_changes",
         }
     }
 
@@ -106,6 +110,7 @@ impl LeaseStoreOp {
                 | LeaseStoreOp::ListLeases
                 | LeaseStoreOp::LiveWorkers
                 | LeaseStoreOp::DeadWorkers
+                | LeaseStoreOp::LeaseChanges
         )
     }
 }
@@ -556,6 +561,11 @@ impl LeaseStore for FaultInjectingLeaseStore {
         worker: &WorkerId,
     ) -> Result<Option<Box<dyn LivenessHold>>, Error> {
         self.call(LeaseStoreOp::HoldLiveness, self.inner.hold_liveness(worker))
+            .await
+    }
+
+    async fn lease_changes(&self) -> Result<Option<u64>, Error> {
+        self.call(LeaseStoreOp::LeaseChanges, self.inner.lease_changes())
             .await
     }
 

@@ -52,6 +52,8 @@ struct State {
     /// Workers that held liveness, each with its hold's token: alive while the token lives and
     /// is not revoked.
     liveness: HashMap<WorkerId, Weak<AtomicBool>>,
+    /// Changes of ownership so far (the contract's clause 12).
+    changes: u64,
 }
 
 /// The in-memory store's liveness: a token whose drop stands for the process's death, and
@@ -123,8 +125,13 @@ impl InMemoryLeaseStore {
             .ok_or_else(|| Error::not_found("lease", key.to_string()))?;
         let mut next = row.clone();
         change(&mut next, now)?;
+        let changed = row.changes_ownership(&next);
         *row = next;
-        Ok(row.to_lease(now))
+        let lease = row.to_lease(now);
+        if changed {
+            state.changes += 1;
+        }
+        Ok(lease)
     }
 }
 
@@ -136,6 +143,7 @@ impl LeaseStore for InMemoryLeaseStore {
             return Ok(false);
         }
         state.leases.insert(lease.key.clone(), LeaseRow::new(lease));
+        state.changes += 1;
         Ok(true)
     }
 
@@ -221,7 +229,12 @@ impl LeaseStore for InMemoryLeaseStore {
     }
 
     async fn delete_lease(&self, key: &LeaseKey) -> Result<bool, Error> {
-        Ok(self.state().leases.remove(key).is_some())
+        let mut state = self.state();
+        let deleted = state.leases.remove(key).is_some();
+        if deleted {
+            state.changes += 1;
+        }
+        Ok(deleted)
     }
 
     async fn heartbeat(&self, worker: &WorkerId) -> Result<(), Error> {
@@ -260,6 +273,10 @@ impl LeaseStore for InMemoryLeaseStore {
             .liveness
             .insert(worker.clone(), Arc::downgrade(&revoked));
         Ok(Some(Box::new(TokenHold { revoked })))
+    }
+
+    async fn lease_changes(&self) -> Result<Option<u64>, Error> {
+        Ok(Some(self.state().changes))
     }
 
     async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {

@@ -55,6 +55,15 @@ pub fn lease_duration_millis(duration: Duration) -> Result<i64, Error> {
 }
 
 impl LeaseRow {
+    /// True if going from `self` to `next` is a change a taker must see (see the store
+    /// contract's clause 12): another owner or epoch, or the shard's end reached.
+    pub fn changes_ownership(&self, next: &LeaseRow) -> bool {
+        self.owner != next.owner
+            || self.epoch != next.epoch
+            || (self.checkpoint == Checkpoint::ShardEnd)
+                != (next.checkpoint == Checkpoint::ShardEnd)
+    }
+
     /// The row [`NewLease`] describes: unowned, epoch 0.
     pub fn new(lease: &NewLease) -> Self {
         LeaseRow {

@@ -80,7 +80,15 @@ use crate::{Error, ShardId, StreamName};
 ///     SQLite. They answer one result per input, in input order; an `Err` for the whole call
 ///     is transient, after which each write's outcome is unknown. The defaults call the single
 ///     operations (concurrently, except creates).
-/// 12. **Text** (worker ids, application state bytes) is stored and read back unchanged; stores
+/// 12. **Changes** (optional). [`lease_changes`](Self::lease_changes) is a number that
+///     changes whenever a lease is created or deleted, changes owner or epoch, or reaches
+///     `SHARD_END` ([`LeaseRow::changes_ownership`](crate::LeaseRow::changes_ownership)):
+///     what a worker looking for leases to take must see. Renewals, other checkpoints, handoff
+///     requests and heartbeats need not change it. A reader that sees the same number twice,
+///     a second apart, may skip listing the leases in between; a change is visible to a
+///     listing that starts a second after the number moved. `None` (the default): the store
+///     does not keep it, and readers list every time.
+/// 13. **Text** (worker ids, application state bytes) is stored and read back unchanged; stores
 ///     never build SQL from it.
 #[async_trait]
 pub trait LeaseStore: Send + Sync + Debug {
@@ -214,6 +222,12 @@ pub trait LeaseStore: Send + Sync + Debug {
         worker: &WorkerId,
     ) -> Result<Option<Box<dyn LivenessHold>>, Error> {
         let _ = worker;
+        Ok(None)
+    }
+
+    /// A number that changes with every change of who may take what (contract clause 12);
+    /// `None` if this store does not keep one: the default.
+    async fn lease_changes(&self) -> Result<Option<u64>, Error> {
         Ok(None)
     }
 

@@ -37,8 +37,10 @@ pub struct WorkerConfig {
     /// Defaults to 10 s, as KCL's `failoverTimeMillis`. Leases are renewed every third of it.
     pub lease_duration: Duration,
     /// How often the worker looks for leases to take and balances (and at once when it sees a
-    /// worker die). Defaults to 2 s (KCL: about 20 s), so takeover at lease expiry is lease
-    /// duration + 2 s.
+    /// worker die), give or take a fifth: each wait varies from cycle to cycle and worker to
+    /// worker, so that workers started together do not list the lease table all at once.
+    /// Defaults to 2 s (KCL: about 20 s), so takeover at lease expiry is lease duration + at
+    /// most 2.4 s.
     pub taker_interval: Duration,
     /// How often the worker checks that its own liveness hold is in force and asks the lease
     /// store whether the other workers (the owners of leases, and the live workers) are still

@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::lease::{Fence, LeaseKey, LeaseStore, WorkerId};
-use crate::worker::checkpoint_writer::CheckpointWriter;
+use crate::worker::checkpoint_writer::{CheckpointWriter, GroupFlusher};
 use crate::worker::liveness::Liveness;
 use crate::worker::metrics::WorkerMetrics;
 use crate::worker::{RecordProcessorFactory, WorkerConfig};
@@ -81,21 +81,23 @@ pub(crate) struct WorkerContext {
 }
 
 impl WorkerContext {
+    /// The context, and the flusher to run when checkpoints are grouped.
     pub(crate) fn new(
         id: WorkerId,
         stream: StreamName,
         config: WorkerConfig,
         source: Arc<dyn StreamSource>,
         store: Arc<dyn LeaseStore>,
-        checkpoints: CheckpointWriter,
         factory: Arc<dyn RecordProcessorFactory>,
         events: mpsc::UnboundedSender<WorkerEvent>,
-    ) -> Self {
+    ) -> (Self, Option<GroupFlusher>) {
+        let (checkpoints, flusher) =
+            CheckpointWriter::new(Arc::clone(&store), config.group_checkpoints);
         let liveness = Liveness::new(
             config.store_call_deadline(),
             crate::Backoff::new(config.initial_backoff, config.max_backoff, &id),
         );
-        WorkerContext {
+        let ctx = WorkerContext {
             id,
             stream,
             config,
@@ -109,7 +111,8 @@ impl WorkerContext {
             leaving: AtomicBool::new(false),
             liveness,
             orphans: Mutex::new(BTreeMap::new()),
-        }
+        };
+        (ctx, flusher)
     }
 
     /// True if this worker may deliver a batch now (see [`Liveness::confirm`]). If not, every

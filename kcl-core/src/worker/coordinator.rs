@@ -8,7 +8,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, interval, interval_at};
 use tracing::Instrument;
 
 use crate::lease::{DeadlineLeaseStore, Fence, LeaseStore, WorkerId};
-use crate::worker::checkpoint_writer::{CheckpointWriter, GroupFlusher};
+use crate::worker::checkpoint_writer::GroupFlusher;
 use crate::worker::context::{Stop, WorkerContext, WorkerEvent};
 use crate::worker::lease_renewer::renew_leases;
 use crate::worker::lease_taker::LeaseTaker;
@@ -121,15 +121,12 @@ impl WorkerBuilder {
             store,
             self.config.store_call_deadline(),
         ));
-        let (checkpoints, checkpoint_flusher) =
-            CheckpointWriter::new(Arc::clone(&store), self.config.group_checkpoints);
-        let ctx = WorkerContext::new(
+        let (ctx, checkpoint_flusher) = WorkerContext::new(
             id,
             self.stream.ok_or_else(|| missing("stream"))?,
             self.config,
             self.source.ok_or_else(|| missing("source"))?,
             store,
-            checkpoints,
             self.factory.ok_or_else(|| missing("processor_factory"))?,
             events,
         );
@@ -240,7 +237,7 @@ async fn coordinate(
     taker_ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The first cycle only takes available leases; balancing starts half a renewal interval
     // later, once workers that started together have all registered their heartbeats.
-    let soon = taker.run_cycle(&mut tasks).await;
+    let soon = taker.run_cycle(&mut tasks, false).await;
     let first_balancing = ctx.config.renewal_interval() / 2;
     taker_ticks.reset_after(soon.map_or(first_balancing, |soon| soon.min(first_balancing)));
     let sync_every = ctx.config.shard_sync_interval;
@@ -253,16 +250,16 @@ async fn coordinate(
             biased;
             _ = shutdown.changed() => break,
             _ = taker_ticks.tick() => {
-                take_leases(&ctx, &mut taker, &mut tasks, &mut taker_ticks).await;
+                take_leases(&mut taker, &mut tasks, &mut taker_ticks, true).await;
             }
             _ = liveness_ticks.tick() => {
                 if watch_liveness(&ctx, &taker).await {
-                    take_leases(&ctx, &mut taker, &mut tasks, &mut taker_ticks).await;
+                    take_leases(&mut taker, &mut tasks, &mut taker_ticks, false).await;
                 }
             }
             _ = sync_ticks.tick() => sync_shards(&ctx).await,
             Some(WorkerEvent::ShardEnded) = events.recv() => {
-                let _ = taker.run_cycle(&mut tasks).await;
+                let _ = taker.run_cycle(&mut tasks, false).await;
                 if let Err(error) = delete_finished_parents(&ctx).await {
                     tracing::warn!(%error, "cleaning up finished leases failed");
                 }
@@ -277,18 +274,17 @@ async fn coordinate(
     shut_down(&ctx, tasks).await;
 }
 
-/// Runs a taker cycle, and the next one sooner than usual if it has work pending.
+/// Runs a taker cycle (`routine` when its time came, see [`LeaseTaker::run_cycle`]), and
+/// schedules the next: sooner than usual if it has work pending.
 async fn take_leases(
-    ctx: &WorkerContext,
     taker: &mut LeaseTaker,
     tasks: &mut JoinSet<()>,
     ticks: &mut Interval,
+    routine: bool,
 ) {
-    if let Some(soon) = taker.run_cycle(tasks).await
-        && soon < ctx.config.taker_interval
-    {
-        ticks.reset_after(soon);
-    }
+    let soon = taker.run_cycle(tasks, routine).await;
+    let usual = taker.usual_wait();
+    ticks.reset_after(soon.map_or(usual, |soon| soon.min(usual)));
 }
 
 /// Every liveness interval: confirms this worker's liveness hold (which stops every consumer if

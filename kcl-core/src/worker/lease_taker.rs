@@ -32,6 +32,29 @@ pub(crate) struct LeaseTaker {
     watched: Vec<WorkerId>,
     /// The workers the last cycle found dead.
     known_dead: BTreeSet<WorkerId>,
+    /// What the last listing of the leases saw, to tell whether a cycle may skip the next.
+    last_listing: Option<Listing>,
+    /// The store's change number as last read, and when it was first read at that value.
+    changes: Option<(u64, Instant)>,
+}
+
+/// How long after the store's change number moved a listing surely shows the change: the
+/// number may move a moment before the change commits (contract clause 12).
+const CHANGE_SETTLING: Duration = Duration::from_secs(1);
+
+/// What a cycle that listed the leases saw.
+struct Listing {
+    /// When it listed.
+    at: Instant,
+    /// The store's change number read just before.
+    changes: u64,
+    /// The live workers.
+    workers: Vec<WorkerId>,
+    /// True if it found nothing to do: it took nothing, asked for no handoff, and none is
+    /// pending.
+    settled: bool,
+    /// When the first lease whose owner missed a renewal expires.
+    expiry: Option<Instant>,
 }
 
 impl LeaseTaker {
@@ -42,6 +65,8 @@ impl LeaseTaker {
             cycles: 0,
             watched: Vec::new(),
             known_dead: BTreeSet::new(),
+            last_listing: None,
+            changes: None,
         }
     }
 
@@ -64,8 +89,17 @@ impl LeaseTaker {
     /// another cycle would find something to do, if sooner than usual: a pending handoff (the
     /// owner notices it at its next renewal), or a lease whose owner stopped renewing it (it
     /// can be taken the moment it expires).
-    pub(crate) async fn run_cycle(&mut self, consumers: &mut JoinSet<()>) -> Option<Duration> {
-        let expiring = match self.cycle(consumers).await {
+    ///
+    /// A `routine` cycle (one that runs because its time came, not because something happened)
+    /// skips listing the leases when the last listing found nothing to do and nothing has
+    /// changed since (see [`LeaseTaker::nothing_changed`]): with many workers on one table,
+    /// listing it is what costs.
+    pub(crate) async fn run_cycle(
+        &mut self,
+        consumers: &mut JoinSet<()>,
+        routine: bool,
+    ) -> Option<Duration> {
+        let expiring = match self.cycle(consumers, routine).await {
             Ok(expiring) => expiring,
             Err(error) => {
                 tracing::warn!(%error, "taking leases failed");
@@ -80,6 +114,16 @@ impl LeaseTaker {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// How long until the next cycle when nothing is pending: the taker interval, give or take
+    /// a fifth, varied from cycle to cycle and worker to worker so that workers started
+    /// together do not all list the lease table at the same moments.
+    pub(crate) fn usual_wait(&self) -> Duration {
+        let mut hasher = DefaultHasher::new();
+        (self.ctx.id.as_str(), self.cycles).hash(&mut hasher);
+        let fraction = (hasher.finish() % 1_000) as f64 / 1_000.0;
+        self.ctx.config.taker_interval.mul_f64(0.8 + 0.4 * fraction)
     }
 
     /// The time until the first lease whose owner missed a renewal expires (plus a margin for
@@ -99,16 +143,64 @@ impl LeaseTaker {
             .map(|left| left + Duration::from_millis(20))
     }
 
-    async fn cycle(&mut self, consumers: &mut JoinSet<()>) -> Result<Option<Duration>, Error> {
+    /// True if a listing now would show nothing the last one did not: the store keeps a change
+    /// number and it has not moved since a second before the last listing, the live workers
+    /// are the same, that listing found nothing to do, no lease it saw is due to expire, and it
+    /// is younger than three lease durations (a lease can also come free without a change
+    /// the store counts: its owner stops renewing it while still heartbeating, as when its
+    /// release failed).
+    fn nothing_changed(&self, changes: Option<u64>, workers: &[WorkerId]) -> bool {
+        let now = Instant::now();
+        let (Some(last), Some(changes), Some((_, first_read))) =
+            (&self.last_listing, changes, self.changes)
+        else {
+            return false;
+        };
+        last.settled
+            && last.changes == changes
+            && last.at >= first_read + CHANGE_SETTLING
+            && last.workers == workers
+            && last.expiry.is_none_or(|expiry| now < expiry)
+            && now < last.at + self.ctx.config.lease_duration * 3
+            && self.requested.is_empty()
+            && self.ctx.orphans().is_empty()
+    }
+
+    /// Reads the store's change number, noting when it first showed this value.
+    async fn read_changes(&mut self) -> Result<Option<u64>, Error> {
+        let changes = self.ctx.store.lease_changes().await?;
+        if let Some(changes) = changes
+            && self.changes.is_none_or(|(seen, _)| seen != changes)
+        {
+            self.changes = Some((changes, Instant::now()));
+        }
+        Ok(changes)
+    }
+
+    async fn cycle(
+        &mut self,
+        consumers: &mut JoinSet<()>,
+        routine: bool,
+    ) -> Result<Option<Duration>, Error> {
         let ctx = Arc::clone(&self.ctx);
         // Other workers may see this one dead: it takes nothing until it holds liveness again.
         if ctx.liveness.is_lost() {
             return Ok(None);
         }
         self.retake_orphans(consumers).await?;
+        let changes = self.read_changes().await?;
+        let mut workers = ctx.store.live_workers(ctx.config.lease_duration).await?;
+        if routine && self.nothing_changed(changes, &workers) {
+            let now = Instant::now();
+            return Ok(self
+                .last_listing
+                .as_ref()
+                .and_then(|last| last.expiry)
+                .map(|expiry| expiry.saturating_duration_since(now)));
+        }
         let listed_at = Instant::now();
         let leases = ctx.store.list_leases(&ctx.stream).await?;
-        let mut workers = ctx.store.live_workers(ctx.config.lease_duration).await?;
+        let live = workers.clone();
         let dead = self.find_dead(&leases, &workers).await;
         workers.retain(|worker| !dead.contains(worker));
         if !workers.contains(&ctx.id) {
@@ -133,6 +225,8 @@ impl LeaseTaker {
             expiring = Some(expiring.map_or(soon, |expiring| expiring.min(soon)));
         }
 
+        // Whether this cycle did or left anything to do: if so, the next lists again.
+        let mut tried_to_take = false;
         // Leases handed to this worker (a completed handoff) start here. The listing may be
         // stale (this worker's own consumer may have released or handed the lease on since):
         // only a fresh read decides. Leases left when liveness was lost are only taken back,
@@ -144,6 +238,7 @@ impl LeaseTaker {
             {
                 self.requested.remove(&lease.key.shard);
                 self.start_handed_over(lease, consumers).await?;
+                tried_to_take = true;
             }
         }
         let mut mine = ctx.held().len();
@@ -157,6 +252,7 @@ impl LeaseTaker {
             .filter(|lease| !ctx.held().contains_key(&lease.key.shard))
             .collect();
         available.sort_by_key(|lease| self.spread(&lease.key.shard));
+        tried_to_take |= !available.is_empty();
         for lease in available {
             if mine >= target {
                 break;
@@ -185,8 +281,17 @@ impl LeaseTaker {
             }
         }
         self.forget_dead(&dead, &active).await;
+        let mut listing = Listing {
+            at: listed_at,
+            changes: changes.unwrap_or_default(),
+            workers: live,
+            settled: false,
+            expiry: expiring.map(|left| listed_at + left),
+        };
         if mine >= target || self.cycles == 0 {
             self.requested.clear();
+            listing.settled = self.cycles > 0 && !tried_to_take;
+            self.last_listing = changes.map(|_| listing);
             return Ok(expiring);
         }
 
@@ -224,6 +329,7 @@ impl LeaseTaker {
                 && listed_at + left > asked_at + ctx.config.lease_duration
             {
                 tracing::info!(%shard, "handoff timed out; stealing");
+                tried_to_take = true;
                 // A renewal whose reply the owner never got told it nothing of the request, and
                 // nothing more of its lease either: by its own clock the lease is valid at most
                 // until the expiry listed here. Delivery waits for that moment.
@@ -283,6 +389,8 @@ impl LeaseTaker {
                 Err(error) => return Err(error),
             }
         }
+        listing.settled = !tried_to_take && self.requested.is_empty() && mine >= floor;
+        self.last_listing = changes.map(|_| listing);
         Ok(expiring)
     }
 

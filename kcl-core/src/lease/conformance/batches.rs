@@ -176,7 +176,7 @@ pub async fn batch_checkpoints_are_fenced_one_by_one(store: Arc<dyn LeaseStore>)
     for (i, (key, _)) in held.iter().enumerate() {
         let lease = ok(store.get_lease(key).await, "get").expect("exists");
         let expected = match i {
-            1 | 2 | 3 => seq("100"),
+            1..=3 => seq("100"),
             _ => seq(&format!("{}", 200 + i)),
         };
         assert_eq!(lease.checkpoint, expected, "checkpoint of lease {i}");

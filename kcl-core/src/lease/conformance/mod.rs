@@ -24,6 +24,7 @@
 //! ```
 
 mod batches;
+mod changes;
 mod checkpoints;
 mod create;
 mod durations;
@@ -45,6 +46,7 @@ pub use batches::{
     batch_checkpoints_are_fenced_one_by_one, batch_creates_race_to_one_creator_per_lease,
     batch_renewal_reports_exactly_the_lost_leases,
 };
+pub use changes::lease_changes_move_with_every_change_of_ownership;
 pub use checkpoints::{
     checkpoints_never_move_backwards, prepared_checkpoint_carries_application_state,
 };
@@ -91,6 +93,7 @@ pub async fn run_all(store: Arc<dyn LeaseStore>) {
     batch_renewal_reports_exactly_the_lost_leases(store.clone()).await;
     batch_checkpoints_are_fenced_one_by_one(store.clone()).await;
     batch_creates_race_to_one_creator_per_lease(store.clone()).await;
+    lease_changes_move_with_every_change_of_ownership(store.clone()).await;
     free_text_round_trips_unchanged(store).await;
 }
 
@@ -129,6 +132,7 @@ macro_rules! lease_store_conformance_tests {
             batch_renewal_reports_exactly_the_lost_leases,
             batch_checkpoints_are_fenced_one_by_one,
             batch_creates_race_to_one_creator_per_lease,
+            lease_changes_move_with_every_change_of_ownership,
             free_text_round_trips_unchanged,
         );
     };
