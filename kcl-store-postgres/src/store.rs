@@ -114,6 +114,27 @@ impl PostgresLeaseStore {
         })
     }
 
+    /// Drops every table (and the sequence) of the store named `table`, if they exist: the
+    /// leases, workers, liveness and schema tables and the change sequence. For tests, and for
+    /// retiring an application; workers of that table must be stopped first.
+    pub async fn drop_tables(
+        connection: &mut sqlx::PgConnection,
+        table: &str,
+    ) -> Result<(), Error> {
+        crate::config::validate_table_name(table)?;
+        let names = ["", "_workers", "_liveness", "_schema"]
+            .map(|suffix| quoted(&format!("{table}{suffix}")))
+            .join(", ");
+        let changes = quoted(&format!("{table}_changes"));
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS {names}; DROP SEQUENCE IF EXISTS {changes}"
+        )))
+        .execute(connection)
+        .await
+        .map_err(|e| from_sqlx(&format!("dropping the tables of {table}"), e))?;
+        Ok(())
+    }
+
     /// The lease table's name.
     pub fn table(&self) -> &str {
         &self.table

@@ -26,8 +26,12 @@ pub enum CallKind {
     Checkpoint,
     /// `heartbeat`.
     Heartbeat,
-    /// `dead_workers`: the liveness check.
+    /// `dead_workers`: the death watch.
     Liveness,
+    /// A check of the worker's own liveness hold (on the hold's connection).
+    HoldCheck,
+    /// `lease_changes`: the taker's look for changes.
+    Changes,
     /// `live_workers`.
     LiveWorkers,
     /// `create_lease_if_absent`, `create_leases_if_absent`.
@@ -46,13 +50,15 @@ pub enum CallKind {
 
 impl CallKind {
     /// Every kind, in the order reports show them.
-    pub const ALL: [CallKind; 13] = [
+    pub const ALL: [CallKind; 15] = [
         CallKind::Renew,
         CallKind::List,
         CallKind::Take,
         CallKind::Checkpoint,
         CallKind::Heartbeat,
         CallKind::Liveness,
+        CallKind::HoldCheck,
+        CallKind::Changes,
         CallKind::LiveWorkers,
         CallKind::Create,
         CallKind::Get,
@@ -70,7 +76,9 @@ impl CallKind {
             CallKind::Take => "take",
             CallKind::Checkpoint => "checkpoint",
             CallKind::Heartbeat => "heartbeat",
-            CallKind::Liveness => "liveness",
+            CallKind::Liveness => "dead_workers",
+            CallKind::HoldCheck => "hold_check",
+            CallKind::Changes => "changes",
             CallKind::LiveWorkers => "live_workers",
             CallKind::Create => "create",
             CallKind::Get => "get",
@@ -479,12 +487,39 @@ impl LeaseStore for CountingLeaseStore {
         let call = self.start(CallKind::Other, false, 1);
         let result = self.inner.hold_liveness(worker).await;
         call.finish(0, failed(&result));
+        let counters = Arc::clone(&self.counters);
+        result.map(|hold| {
+            hold.map(|inner| Box::new(CountingHold { inner, counters }) as Box<dyn LivenessHold>)
+        })
+    }
+
+    async fn lease_changes(&self) -> Result<Option<u64>, Error> {
+        let call = self.start(CallKind::Changes, false, 1);
+        let result = self.inner.lease_changes().await;
+        call.finish(0, failed(&result));
         result
     }
 
     async fn dead_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, Error> {
         let call = self.start(CallKind::Liveness, false, count(workers.len()));
         let result = self.inner.dead_workers(workers).await;
+        call.finish(0, failed(&result));
+        result
+    }
+}
+
+/// A liveness hold whose checks are counted.
+#[derive(Debug)]
+struct CountingHold {
+    inner: Box<dyn LivenessHold>,
+    counters: Arc<StoreCounters>,
+}
+
+#[async_trait]
+impl LivenessHold for CountingHold {
+    async fn check(&self) -> Result<(), Error> {
+        let call = Call::start(&self.counters, CallKind::HoldCheck, false, 1);
+        let result = self.inner.check().await;
         call.finish(0, failed(&result));
         result
     }

@@ -30,7 +30,7 @@ use kcl_core::{LeaseStore, ShardId};
 use kcl_engine::{Engine, EngineConfig, MAX_RECORDS_PER_PUT, PutRecordsEntry, StreamOptions};
 use kcl_store_postgres::{PostgresLeaseStore, PostgresLeaseStoreConfig};
 use kcl_store_sqlite::{SqliteLeaseStore, SqliteLeaseStoreConfig};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
 use tokio::task::JoinHandle;
 
 use crate::counting_lease_store::{CallCounts, CallKind, CountingLeaseStore, StoreCounters};
@@ -591,14 +591,9 @@ fn unique_table() -> String {
 }
 
 async fn drop_tables(admin: &mut PgConnection, table: &str) -> Result<(), String> {
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP TABLE IF EXISTS \"{table}\", \"{table}_workers\", \"{table}_liveness\", \
-         \"{table}_schema\""
-    )))
-    .execute(admin)
-    .await
-    .map(|_| ())
-    .map_err(|e| e.to_string())
+    PostgresLeaseStore::drop_tables(admin, table)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Runs `config` once. PostgreSQL: refuses when `max_connections` is too low, and drops the

@@ -2,7 +2,7 @@
 //! skip without it, a fresh table per run, and killing the workers' sessions.
 
 use kcl_store_postgres::{PostgresLeaseStore, PostgresLeaseStoreConfig};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
 
 /// `KCL_TEST_POSTGRES_URL`, or the local server CI starts.
 pub fn url() -> String {
@@ -33,14 +33,11 @@ pub async fn connect() -> Option<PgConnection> {
     }
 }
 
-/// Drops the lease store's tables for `table` (`<table>`, `_workers`, `_schema`).
+/// Drops the lease store's tables for `table` ([`PostgresLeaseStore::drop_tables`]).
 pub async fn drop_tables(admin: &mut PgConnection, table: &str) {
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP TABLE IF EXISTS \"{table}\", \"{table}_workers\", \"{table}_liveness\", \"{table}_schema\""
-    )))
-    .execute(admin)
-    .await
-    .unwrap_or_else(|e| panic!("dropping the tables of {table}: {e}"));
+    PostgresLeaseStore::drop_tables(admin, table)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Drops the tables of `table` left by an earlier run and creates them afresh, once, rather

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use kcl_store_postgres::{PostgresLeaseStore, PostgresLeaseStoreConfig};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
 
 /// `KCL_TEST_POSTGRES_URL`, or the local server CI starts.
 pub fn url() -> String {
@@ -51,13 +51,9 @@ pub fn table_for(name: &str) -> String {
 pub async fn fresh_config(name: &str) -> Option<PostgresLeaseStoreConfig> {
     let mut admin = admin_connection().await?;
     let table = table_for(name);
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP TABLE IF EXISTS \"{table}\", \"{table}_workers\", \"{table}_liveness\", \
-         \"{table}_schema\""
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap_or_else(|e| panic!("dropping the tables of {table}: {e}"));
+    PostgresLeaseStore::drop_tables(&mut admin, &table)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     Some(PostgresLeaseStoreConfig::new(url()).table(table))
 }
 
