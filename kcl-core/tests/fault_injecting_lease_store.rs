@@ -255,7 +255,7 @@ async fn a_decider_chooses_the_fault_of_every_call_without_a_scripted_one() {
 #[test]
 fn operations_are_named_as_the_trait_methods() {
     let names: Vec<&str> = LeaseStoreOp::ALL.iter().map(|op| op.as_str()).collect();
-    assert_eq!(names.len(), 16);
+    assert_eq!(names.len(), 17);
     assert_eq!(LeaseStoreOp::RenewLease.to_string(), "renew_lease");
     let reads: Vec<_> = LeaseStoreOp::ALL
         .into_iter()
@@ -267,7 +267,8 @@ fn operations_are_named_as_the_trait_methods() {
             LeaseStoreOp::GetLease,
             LeaseStoreOp::ListLeases,
             LeaseStoreOp::LiveWorkers,
-            LeaseStoreOp::DeadWorkers
+            LeaseStoreOp::DeadWorkers,
+            LeaseStoreOp::LeaseChanges
         ]
     );
 }

@@ -263,9 +263,12 @@ impl LeaseStore for PostgresLeaseStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| from_sqlx(&format!("listing the leases of stream {stream}"), e))?;
-        rows.iter()
+        let mut leases = rows
+            .iter()
             .map(|row| decode(row).map(|(lease, now)| lease.to_lease(now)))
-            .collect()
+            .collect::<Result<Vec<Lease>, Error>>()?;
+        leases.sort_unstable_by(|a, b| a.key.shard.as_str().cmp(b.key.shard.as_str()));
+        Ok(leases)
     }
 
     async fn create_leases_if_absent(&self, leases: &[NewLease]) -> Result<Vec<bool>, Error> {

@@ -34,7 +34,7 @@ use kcl_tests::lease_scale::{self, Backend, ScaleConfig};
 
 const USAGE: &str = "usage: lease_scale [--shards N] [--workers N] [--backend postgres|sqlite] \
                      [--window SECONDS] [--pool CONNECTIONS] [--rate RECORDS_PER_SECOND] \
-                     [--group-checkpoints MILLISECONDS]";
+                     [--group-checkpoints MILLISECONDS] [--liveness-interval MILLISECONDS]";
 
 /// What the command line asked for.
 struct Args {
@@ -44,6 +44,7 @@ struct Args {
     pool: Option<u32>,
     rate: Option<u64>,
     group_checkpoints: Option<Duration>,
+    liveness_interval: Option<Duration>,
 }
 
 fn fail(message: &str) -> ! {
@@ -68,6 +69,7 @@ fn parse_args() -> Args {
         pool: None,
         rate: None,
         group_checkpoints: None,
+        liveness_interval: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
@@ -82,6 +84,10 @@ fn parse_args() -> Args {
             "--group-checkpoints" => {
                 let millis = number("--group-checkpoints", given.next());
                 args.group_checkpoints = Some(Duration::from_millis(millis));
+            }
+            "--liveness-interval" => {
+                let millis = number("--liveness-interval", given.next());
+                args.liveness_interval = Some(Duration::from_millis(millis));
             }
             "--backend" => {
                 args.backend = match given.next().as_deref() {
@@ -122,6 +128,9 @@ async fn main() {
         }
         if let Some(delay) = args.group_checkpoints {
             config.worker_config = config.worker_config.group_checkpoints(delay);
+        }
+        if let Some(interval) = args.liveness_interval {
+            config.worker_config = config.worker_config.liveness_interval(interval);
         }
         match lease_scale::run(&config).await {
             Ok(report) => {

@@ -164,7 +164,7 @@ impl fmt::Display for ScaleError {
                 "PostgreSQL's max_connections is {max_connections}, and this run needs at least \
                  {needed} (workers x (pool size + 2) + 20: every worker has its pool and a \
                  liveness connection of its own). Raise it as a superuser with \
-                 `ALTER SYSTEM SET max_connections = 400;` and restart the server \
+                 `ALTER SYSTEM SET max_connections = {needed};` and restart the server \
                  (`pg_ctlcluster 15 main restart`), or run fewer workers or a smaller pool"
             ),
             ScaleError::Setup(why) => write!(f, "the run could not be set up: {why}"),
@@ -224,6 +224,8 @@ pub struct ScaleReport {
     pub lease_duration: Duration,
     /// The workers' taker interval.
     pub taker_interval: Duration,
+    /// The workers' liveness interval.
+    pub liveness_interval: Duration,
     /// The workers' checkpoint grouping delay, `None` when each checkpoint is written alone.
     pub group_checkpoints: Option<Duration>,
     /// The write load asked for, records per second.
@@ -382,13 +384,14 @@ impl ScaleReport {
         let mut out = String::new();
         out.push_str(&format!(
             "lease_scale: {} shards x {} workers on {} (pool {} per worker), lease {:?}, taker \
-             every {:?}, {}, {} records/s; steady window {}\n\n",
+             every {:?}, liveness every {:?}, {}, {} records/s; steady window {}\n\n",
             self.shards,
             self.workers,
             self.backend,
             self.pool_size,
             self.lease_duration,
             self.taker_interval,
+            self.liveness_interval,
             self.group_checkpoints.map_or_else(
                 || "checkpoints written one by one".to_owned(),
                 |delay| format!("checkpoints grouped within {delay:?}")
@@ -834,6 +837,7 @@ async fn measure(
         pool_size: config.pool_size,
         lease_duration: config.worker_config.lease_duration,
         taker_interval: config.worker_config.taker_interval,
+        liveness_interval: config.worker_config.liveness_interval,
         group_checkpoints: config.worker_config.group_checkpoints,
         records_per_second: config.records_per_second,
         balance,

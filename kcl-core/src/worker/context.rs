@@ -95,6 +95,7 @@ impl WorkerContext {
             CheckpointWriter::new(Arc::clone(&store), config.group_checkpoints);
         let liveness = Liveness::new(
             config.store_call_deadline(),
+            config.liveness_interval,
             crate::Backoff::new(config.initial_backoff, config.max_backoff, &id),
         );
         let ctx = WorkerContext {

@@ -13,7 +13,7 @@ use crate::worker::context::{Stop, WorkerContext, WorkerEvent};
 use crate::worker::lease_renewer::renew_leases;
 use crate::worker::lease_taker::LeaseTaker;
 use crate::worker::metrics::MetricsSnapshot;
-use crate::worker::shard_sync::{create_missing_leases, delete_finished_parents};
+use crate::worker::shard_sync::{self, delete_finished_parents};
 use crate::worker::{RecordProcessorFactory, WorkerConfig};
 use crate::{Error, ShardId, StreamName, StreamSource};
 
@@ -241,7 +241,9 @@ async fn coordinate(
     let first_balancing = ctx.config.renewal_interval() / 2;
     taker_ticks.reset_after(soon.map_or(first_balancing, |soon| soon.min(first_balancing)));
     let sync_every = ctx.config.shard_sync_interval;
-    let mut sync_ticks = interval_at(Instant::now() + sync_every, sync_every);
+    // The first sync comes after half to one and a half intervals, varied per worker, so that
+    // workers started together do not all list the table at the same moments afterwards.
+    let mut sync_ticks = interval_at(Instant::now() + taker.spread_over(sync_every), sync_every);
     sync_ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut liveness_ticks = interval(ctx.config.liveness_interval);
     liveness_ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -299,11 +301,8 @@ async fn watch_liveness(ctx: &WorkerContext, taker: &LeaseTaker) -> bool {
 }
 
 async fn sync_shards(ctx: &WorkerContext) {
-    if let Err(error) = create_missing_leases(ctx).await {
+    if let Err(error) = shard_sync::sync(ctx).await {
         tracing::warn!(%error, "shard sync failed");
-    }
-    if let Err(error) = delete_finished_parents(ctx).await {
-        tracing::warn!(%error, "cleaning up finished leases failed");
     }
 }
 

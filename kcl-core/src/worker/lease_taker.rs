@@ -120,10 +120,22 @@ impl LeaseTaker {
     /// a fifth, varied from cycle to cycle and worker to worker so that workers started
     /// together do not all list the lease table at the same moments.
     pub(crate) fn usual_wait(&self) -> Duration {
+        self.ctx
+            .config
+            .taker_interval
+            .mul_f64(0.8 + 0.4 * self.fraction(self.cycles))
+    }
+
+    /// Between half and one and a half `period`, particular to this worker.
+    pub(crate) fn spread_over(&self, period: Duration) -> Duration {
+        period.mul_f64(0.5 + self.fraction(u64::MAX))
+    }
+
+    /// A fraction in [0, 1) particular to this worker and `salt`.
+    fn fraction(&self, salt: u64) -> f64 {
         let mut hasher = DefaultHasher::new();
-        (self.ctx.id.as_str(), self.cycles).hash(&mut hasher);
-        let fraction = (hasher.finish() % 1_000) as f64 / 1_000.0;
-        self.ctx.config.taker_interval.mul_f64(0.8 + 0.4 * fraction)
+        (self.ctx.id.as_str(), salt).hash(&mut hasher);
+        (hasher.finish() % 1_000) as f64 / 1_000.0
     }
 
     /// The time until the first lease whose owner missed a renewal expires (plus a margin for
@@ -252,11 +264,11 @@ impl LeaseTaker {
             .filter(|lease| !ctx.held().contains_key(&lease.key.shard))
             .collect();
         available.sort_by_key(|lease| self.spread(&lease.key.shard));
-        tried_to_take |= !available.is_empty();
         for lease in available {
             if mine >= target {
                 break;
             }
+            tried_to_take = true;
             let taken = if lease.is_available() {
                 self.take(
                     &lease.key,
@@ -267,8 +279,17 @@ impl LeaseTaker {
                 )
                 .await?
             } else {
+                // Its owner may have started a batch on a liveness check begun just before it
+                // died: delivery waits out the period such a check vouches for.
+                let owner_stops = Instant::now() + ctx.liveness.freshness();
                 let taken = self
-                    .take(&lease.key, lease.epoch, TakeMode::Steal, None, consumers)
+                    .take(
+                        &lease.key,
+                        lease.epoch,
+                        TakeMode::Steal,
+                        Some(owner_stops),
+                        consumers,
+                    )
                     .await?;
                 if taken {
                     tracing::info!(shard = %lease.key.shard, owner = ?lease.owner, "took the lease of a dead worker");

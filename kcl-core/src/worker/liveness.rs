@@ -2,10 +2,12 @@
 //! up at shutdown, confirmed before every batch, and taken again when it is lost while the
 //! process lives.
 //!
-//! Other workers take the leases of a worker whose hold is gone at once. So a worker delivers a
-//! batch only after a check of its hold that began after it asked: once the hold is lost, each
-//! shard delivers at most the batch already under way. Checks asked for together share one
-//! round trip.
+//! Other workers take the leases of a worker whose hold is gone at once, and deliver from them
+//! a freshness period (the liveness interval) after they saw it gone. So a worker delivers a
+//! batch only after a check of its hold that began less than that period before it asked:
+//! once the hold is lost, no shard starts a batch after the new owner may have started one.
+//! Batches asked for within one period share one check, so that a worker of many busy shards
+//! checks its hold about once a period rather than once a batch.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -44,18 +46,23 @@ pub(crate) struct Liveness {
     last_check: tokio::sync::Mutex<Option<Check>>,
     /// How long a check may take before the hold counts as lost.
     deadline: Duration,
+    /// How long a passed check vouches for the hold: a batch asked for within this of the
+    /// check's start is delivered on it. Takers of a dead worker's leases wait as long before
+    /// delivering (see [`Liveness::freshness`]).
+    freshness: Duration,
     /// The wait between attempts to hold liveness again, and when the next may start.
     retry: Mutex<(Backoff, Instant)>,
 }
 
 impl Liveness {
-    /// Not yet bound: [`Liveness::acquire`] binds it. Checks get `deadline`; attempts to hold
-    /// it again after a loss are spaced by `backoff`.
-    pub(crate) fn new(deadline: Duration, backoff: Backoff) -> Self {
+    /// Not yet bound: [`Liveness::acquire`] binds it. Checks get `deadline` and vouch for
+    /// `freshness`; attempts to hold it again after a loss are spaced by `backoff`.
+    pub(crate) fn new(deadline: Duration, freshness: Duration, backoff: Backoff) -> Self {
         Liveness {
             state: Mutex::new(State::Unbound),
             last_check: tokio::sync::Mutex::new(None),
             deadline,
+            freshness,
             retry: Mutex::new((backoff, Instant::now())),
         }
     }
@@ -120,8 +127,16 @@ impl Liveness {
         *self.state() = State::Unbound;
     }
 
+    /// How long a passed check vouches for the hold. A worker that saw another dead (its hold
+    /// gone) delivers from the leases it takes from it no sooner than this after: the dead
+    /// worker may have started a batch on a check begun just before its hold went.
+    pub(crate) fn freshness(&self) -> Duration {
+        self.freshness
+    }
+
     /// True if the worker may deliver now: unbound, or held as shown by a check that began
-    /// after this call did. A failed or overdue check marks the hold lost.
+    /// less than the freshness period before this call did. A failed or overdue check marks
+    /// the hold lost.
     pub(crate) async fn confirm(&self) -> bool {
         loop {
             let hold = match &*self.state() {
@@ -143,14 +158,16 @@ impl Liveness {
         }
     }
 
-    /// Whether `hold` is in force, by a check that began after this call did.
+    /// Whether `hold` is in force, by a check that began less than the freshness period
+    /// before this call did.
     async fn check(&self, hold: &Arc<dyn LivenessHold>) -> bool {
         let asked_at = Instant::now();
         let mut last = self.last_check.lock().await;
         if let Some(check) = &*last
-            // Strictly later: a check begun in the same instant may precede a loss.
+            // Strictly within the period: a check begun a whole period earlier may precede a
+            // loss that a taker saw a period before this delivery.
             && Arc::ptr_eq(&check.hold, hold)
-            && check.started > asked_at
+            && check.started + self.freshness > asked_at
         {
             return check.passed;
         }

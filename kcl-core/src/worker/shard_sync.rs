@@ -24,13 +24,26 @@ use crate::{Error, ShardDescription, ShardId};
 /// miss a lease deleted after a shard listing that did not show the children yet.
 /// Returns the ids of the shards the stream listed.
 pub(crate) async fn create_missing_leases(ctx: &WorkerContext) -> Result<BTreeSet<ShardId>, Error> {
-    let mut leased: BTreeSet<ShardId> = ctx
-        .store
-        .list_leases(&ctx.stream)
-        .await?
-        .into_iter()
-        .map(|lease| lease.key.shard)
-        .collect();
+    let leases = ctx.store.list_leases(&ctx.stream).await?;
+    create_missing_from(ctx, &leases).await
+}
+
+/// A shard sync: the leases are listed once, for creating the missing ones and then deleting
+/// the finished parents (each lists the shards after that listing).
+pub(crate) async fn sync(ctx: &WorkerContext) -> Result<(), Error> {
+    let leases = ctx.store.list_leases(&ctx.stream).await?;
+    create_missing_from(ctx, &leases).await?;
+    delete_finished_from(ctx, &leases).await?;
+    Ok(())
+}
+
+/// [`create_missing_leases`] given the leases listed (before the shards are).
+async fn create_missing_from(
+    ctx: &WorkerContext,
+    leases: &[Lease],
+) -> Result<BTreeSet<ShardId>, Error> {
+    let mut leased: BTreeSet<ShardId> =
+        leases.iter().map(|lease| lease.key.shard.clone()).collect();
     let first_start = leased.is_empty();
     let mut shards = ctx.source.list_shards(&ctx.stream).await?;
     shards
@@ -151,6 +164,11 @@ pub(crate) fn parents_finished(lease: &Lease, by_shard: &BTreeMap<ShardId, &Leas
 /// after the leases, so a shard missing from the listing is gone for good.
 pub(crate) async fn delete_finished_parents(ctx: &WorkerContext) -> Result<usize, Error> {
     let leases = ctx.store.list_leases(&ctx.stream).await?;
+    delete_finished_from(ctx, &leases).await
+}
+
+/// [`delete_finished_parents`] given the leases listed (before the shards are).
+async fn delete_finished_from(ctx: &WorkerContext, leases: &[Lease]) -> Result<usize, Error> {
     let by_shard: BTreeMap<ShardId, &Lease> = leases
         .iter()
         .map(|lease| (lease.key.shard.clone(), lease))
