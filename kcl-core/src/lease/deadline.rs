@@ -13,18 +13,27 @@ use crate::lease::{
 };
 use crate::{Error, ShardId, StreamName};
 
-/// Wraps a store so that a call not answered within `deadline` fails with
-/// [`Error::Unavailable`] (transient; the outcome of a write is then unknown, as the store
-/// contract says of every transient error).
+/// Wraps a store so that a call not answered within `deadline` (`listing_deadline` for a
+/// listing of the leases) fails with [`Error::Unavailable`] (transient; the outcome of a write
+/// is then unknown, as the store contract says of every transient error).
 #[derive(Debug)]
 pub(crate) struct DeadlineLeaseStore {
     inner: Arc<dyn LeaseStore>,
     deadline: Duration,
+    listing_deadline: Duration,
 }
 
 impl DeadlineLeaseStore {
-    pub(crate) fn new(inner: Arc<dyn LeaseStore>, deadline: Duration) -> Self {
-        DeadlineLeaseStore { inner, deadline }
+    pub(crate) fn new(
+        inner: Arc<dyn LeaseStore>,
+        deadline: Duration,
+        listing_deadline: Duration,
+    ) -> Self {
+        DeadlineLeaseStore {
+            inner,
+            deadline,
+            listing_deadline,
+        }
     }
 
     async fn bounded<T>(
@@ -32,14 +41,19 @@ impl DeadlineLeaseStore {
         call: &'static str,
         future: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        tokio::time::timeout(self.deadline, future)
+        Self::within(self.deadline, call, future).await
+    }
+
+    async fn within<T>(
+        deadline: Duration,
+        call: &'static str,
+        future: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        tokio::time::timeout(deadline, future)
             .await
             .unwrap_or_else(|_| {
                 Err(Error::Unavailable {
-                    message: format!(
-                        "the lease store did not answer {call} within {:?}",
-                        self.deadline
-                    ),
+                    message: format!("the lease store did not answer {call} within {deadline:?}"),
                 })
             })
     }
@@ -60,8 +74,12 @@ impl LeaseStore for DeadlineLeaseStore {
     }
 
     async fn list_leases(&self, stream: &StreamName) -> Result<Vec<Lease>, Error> {
-        self.bounded("list_leases", self.inner.list_leases(stream))
-            .await
+        Self::within(
+            self.listing_deadline,
+            "list_leases",
+            self.inner.list_leases(stream),
+        )
+        .await
     }
 
     async fn take_lease(

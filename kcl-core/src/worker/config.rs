@@ -116,6 +116,14 @@ impl WorkerConfig {
         self.renewal_interval()
     }
 
+    /// How long the worker waits for a listing of the lease table: a lease duration. A listing
+    /// only decides what to take, and a large table on a busy store may take longer than a
+    /// renewal interval to list; a listing that always failed would leave the worker taking
+    /// nothing.
+    pub fn store_listing_deadline(&self) -> Duration {
+        self.lease_duration
+    }
+
     /// Sets the lease duration.
     pub fn lease_duration(mut self, duration: Duration) -> Self {
         self.lease_duration = duration;

@@ -120,6 +120,7 @@ impl WorkerBuilder {
         let store: Arc<dyn LeaseStore> = Arc::new(DeadlineLeaseStore::new(
             store,
             self.config.store_call_deadline(),
+            self.config.store_listing_deadline(),
         ));
         let (ctx, checkpoint_flusher) = WorkerContext::new(
             id,
