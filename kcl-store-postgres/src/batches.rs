@@ -56,8 +56,18 @@ fn stage_and_number_of(checkpoint: Option<&kcl_core::Checkpoint>) -> (Option<i16
         .map_or((None, None), |(stage, number)| (Some(stage), number))
 }
 
-fn slot(key: &LeaseKey) -> (String, String) {
+/// A lease's key as the (stream, shard) columns of its row.
+pub(crate) fn slot(key: &LeaseKey) -> (String, String) {
     (key.stream.to_string(), key.shard.to_string())
+}
+
+/// A batch's answer for one input, which every path above gives.
+fn every_answered<T>(answer: Option<Result<T, Error>>) -> Result<T, Error> {
+    answer.unwrap_or_else(|| {
+        Err(Error::Storage {
+            message: "PostgreSQL lease store: a batch left an input without an answer".into(),
+        })
+    })
 }
 
 impl PostgresLeaseStore {
@@ -136,20 +146,29 @@ impl PostgresLeaseStore {
                 renewed.insert(slot(&lease.key), lease);
             }
         }
-        let mut results = Vec::with_capacity(leases.len());
-        for (index, (key, fence)) in leases.iter().enumerate() {
-            results.push(if repeats.contains(&index) {
-                // Not written by the statement: now, as the single renewal would.
-                self.renew_lease(key, fence, duration).await
-            } else if let Some(lease) = renewed.remove(&slot(key)) {
-                Ok(lease)
-            } else {
-                Err(self
-                    .explain_refusal(key, |row, now| row.renew(now, fence, duration))
-                    .await)
-            });
+        let mut results: Vec<Option<Result<Lease, Error>>> = leases
+            .iter()
+            .map(|(key, _)| renewed.remove(&slot(key)).map(Ok))
+            .collect();
+        // Not written by the statement: a repeat, renewed now as the single renewal would; the
+        // others refused, explained from their rows read at once.
+        for &index in &repeats {
+            let (key, fence) = &leases[index];
+            results[index] = Some(self.renew_lease(key, fence, duration).await);
         }
-        Ok(results)
+        let refused: Vec<usize> = (0..leases.len())
+            .filter(|index| results[*index].is_none())
+            .collect();
+        let keys: Vec<&LeaseKey> = refused.iter().map(|&index| &leases[index].0).collect();
+        let refusals = self
+            .explain_refusals(&keys, |at, row, now| {
+                row.renew(now, &leases[refused[at]].1, duration)
+            })
+            .await;
+        for (index, refusal) in refused.into_iter().zip(refusals) {
+            results[index] = Some(Err(refusal));
+        }
+        Ok(results.into_iter().map(every_answered).collect())
     }
 
     pub(crate) async fn checkpoint_many_at_once(
@@ -173,25 +192,32 @@ impl PostgresLeaseStore {
         );
         if !batch.is_empty() {
             let written = self.write_checkpoints(updates, &batch).await?;
-            for index in batch {
-                let (key, fence, update) = &updates[index];
-                results[index] = Some(if written.contains(&slot(key)) {
-                    Ok(())
-                } else {
-                    Err(self
-                        .explain_refusal(key, |row, _| row.checkpoint(fence, update))
-                        .await)
-                });
+            let refused: Vec<usize> = batch
+                .into_iter()
+                .filter(|&index| {
+                    let written = written.contains(&slot(&updates[index].0));
+                    if written {
+                        results[index] = Some(Ok(()));
+                    }
+                    !written
+                })
+                .collect();
+            let keys: Vec<&LeaseKey> = refused.iter().map(|&index| &updates[index].0).collect();
+            let refusals = self
+                .explain_refusals(&keys, |at, row, _| {
+                    let (_, fence, update) = &updates[refused[at]];
+                    row.checkpoint(fence, update)
+                })
+                .await;
+            for (index, refusal) in refused.into_iter().zip(refusals) {
+                results[index] = Some(Err(refusal));
             }
         }
         for index in repeats {
             let (key, fence, update) = &updates[index];
             results[index] = Some(self.checkpoint(key, fence, update).await);
         }
-        Ok(results
-            .into_iter()
-            .map(|result| result.unwrap_or(Ok(())))
-            .collect())
+        Ok(results.into_iter().map(every_answered).collect())
     }
 
     /// One statement writing the updates at `batch` (distinct keys); the keys it wrote.

@@ -41,6 +41,7 @@ fn fenced_batch(leases: &str, batch: &str) -> String {
 pub(crate) struct Statements {
     pub(crate) create: Arc<str>,
     pub(crate) select_one: Arc<str>,
+    pub(crate) select_many: Arc<str>,
     pub(crate) list: Arc<str>,
     pub(crate) take: Arc<str>,
     pub(crate) renew: Arc<str>,
@@ -83,6 +84,11 @@ impl Statements {
             )
             .into(),
             select_one: format!("SELECT {COLUMNS} FROM {leases} WHERE {key}").into(),
+            select_many: format!(
+                "SELECT {COLUMNS} FROM {leases} \
+                 WHERE (stream, shard) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+            )
+            .into(),
             // Unordered: the store sorts the rows, sparing the server a sort per listing.
             list: format!("SELECT {COLUMNS} FROM {leases} WHERE stream = $1").into(),
             take: format!(

@@ -1,6 +1,7 @@
 //! `PostgresLeaseStore`: every lease write is one conditional statement; a refused write is
 //! explained by reading the row and applying the contract's transition (`kcl_core::LeaseRow`).
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Postgres};
 
 use crate::PostgresLeaseStoreConfig;
+use crate::batches::slot;
 use crate::error_mapping::{connect_error, from_sqlx, redact};
 use crate::liveness::Connector;
 use crate::migrations;
@@ -51,6 +53,27 @@ pub struct PostgresLeaseStore {
 
 fn not_found(key: &LeaseKey) -> Error {
     Error::not_found("lease", key.to_string())
+}
+
+/// Why a conditional write on `key` matched no row, given the row as it is now (`None`: gone)
+/// and `check`, the same transition on it.
+fn refusal(
+    key: &LeaseKey,
+    row: Option<(LeaseRow, i64)>,
+    check: impl FnOnce(&mut LeaseRow, i64) -> Result<(), Error>,
+) -> Error {
+    match row {
+        None => not_found(key),
+        Some((mut row, now)) => match check(&mut row, now) {
+            Err(refusal) => refusal,
+            // The row changed between the write and the read (say, an unexpired lease
+            // expired): the write was still refused, on a state that is gone.
+            Ok(()) => Error::LeaseConflict {
+                lease: key.to_string(),
+                message: "the lease changed while it was being written; re-read it".into(),
+            },
+        },
+    }
 }
 
 /// Worker ids as read from a worker or liveness row.
@@ -175,17 +198,50 @@ impl PostgresLeaseStore {
     ) -> Error {
         match self.fetch(key).await {
             Err(e) => e,
-            Ok(None) => not_found(key),
-            Ok(Some((mut row, now))) => match check(&mut row, now) {
-                Err(refusal) => refusal,
-                // The row changed between the write and the read (say, an unexpired lease
-                // expired): the write was still refused, on a state that is gone.
-                Ok(()) => Error::LeaseConflict {
-                    lease: key.to_string(),
-                    message: "the lease changed while it was being written; re-read it".into(),
-                },
-            },
+            Ok(row) => refusal(key, row, check),
         }
+    }
+
+    /// Why each conditional write of a batch on `keys` matched no row, as
+    /// [`explain_refusal`](Self::explain_refusal) says for one, with the rows read in one
+    /// query; `check` gets the index of the key in `keys`.
+    pub(crate) async fn explain_refusals(
+        &self,
+        keys: &[&LeaseKey],
+        check: impl Fn(usize, &mut LeaseRow, i64) -> Result<(), Error>,
+    ) -> Vec<Error> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let rows = Self::query(&self.sql.select_many)
+            .bind(
+                keys.iter()
+                    .map(|key| key.stream.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                keys.iter()
+                    .map(|key| key.shard.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| from_sqlx(&format!("reading {} leases", keys.len()), e))
+            .and_then(|rows| rows.iter().map(decode).collect::<Result<Vec<_>, Error>>());
+        let mut rows: BTreeMap<(String, String), (LeaseRow, i64)> = match rows {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|(row, now)| (slot(&row.key), (row, now)))
+                .collect(),
+            Err(error) => return keys.iter().map(|_| error.clone()).collect(),
+        };
+        keys.iter()
+            .enumerate()
+            .map(|(index, key)| {
+                let row = rows.remove(&slot(key));
+                refusal(key, row, |row, now| check(index, row, now))
+            })
+            .collect()
     }
 
     /// `Ok` unless `update` prepares a checkpoint behind the one it commits.

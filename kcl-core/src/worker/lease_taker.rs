@@ -178,15 +178,20 @@ impl LeaseTaker {
             && self.ctx.orphans().is_empty()
     }
 
-    /// Reads the store's change number, noting when it first showed this value.
-    async fn read_changes(&mut self) -> Result<Option<u64>, Error> {
-        let changes = self.ctx.store.lease_changes().await?;
-        if let Some(changes) = changes
-            && self.changes.is_none_or(|(seen, _)| seen != changes)
-        {
+    /// Reads the store's change number, noting when it first showed this value. `None` if the
+    /// store keeps none, or if reading it failed: the cycle lists the leases either way.
+    async fn read_changes(&mut self) -> Option<u64> {
+        let changes = match self.ctx.store.lease_changes().await {
+            Ok(changes) => changes?,
+            Err(error) => {
+                tracing::debug!(%error, "reading the lease table's change number failed; listing it");
+                return None;
+            }
+        };
+        if self.changes.is_none_or(|(seen, _)| seen != changes) {
             self.changes = Some((changes, Instant::now()));
         }
-        Ok(changes)
+        Some(changes)
     }
 
     async fn cycle(
@@ -200,7 +205,7 @@ impl LeaseTaker {
             return Ok(None);
         }
         self.retake_orphans(consumers).await?;
-        let changes = self.read_changes().await?;
+        let changes = self.read_changes().await;
         let mut workers = ctx.store.live_workers(ctx.config.lease_duration).await?;
         if routine && self.nothing_changed(changes, &workers) {
             let now = Instant::now();

@@ -3,9 +3,10 @@
 //! process lives.
 //!
 //! Other workers take the leases of a worker whose hold is gone at once, and deliver from them
-//! a freshness period (the liveness interval) after they saw it gone. So a worker delivers a
-//! batch only after a check of its hold that began less than that period before it asked:
-//! once the hold is lost, no shard starts a batch after the new owner may have started one.
+//! a freshness period (the liveness interval) after they saw it gone. So a worker starts a
+//! batch only on a check of its hold that passed and began less than that period before the
+//! batch starts (a check that answers later than that is repeated): once the hold is lost, no
+//! shard starts a batch after the new owner may have started one.
 //! Batches asked for within one period share one check, so that a worker of many busy shards
 //! checks its hold about once a period rather than once a batch.
 
@@ -135,41 +136,45 @@ impl Liveness {
     }
 
     /// True if the worker may deliver now: unbound, or held as shown by a check that began
-    /// less than the freshness period before this call did. A failed or overdue check marks
-    /// the hold lost.
+    /// less than the freshness period before now. A failed check, or none passing in time
+    /// within the deadline, marks the hold lost.
     pub(crate) async fn confirm(&self) -> bool {
+        let asked_at = Instant::now();
         loop {
             let hold = match &*self.state() {
                 State::Unbound => return true,
                 State::Lost => return false,
                 State::Held(hold) => Arc::clone(hold),
             };
-            let passed = self.check(&hold).await;
+            let verdict = self.check(&hold).await;
             let mut state = self.state();
             if let State::Held(current) = &*state
                 && Arc::ptr_eq(current, &hold)
             {
-                if !passed {
-                    *state = State::Lost;
+                match verdict {
+                    Verdict::Fresh => return true,
+                    // Passed, but answered too late to vouch for a delivery now: check again,
+                    // as long as the deadline allows.
+                    Verdict::Late if asked_at.elapsed() < self.deadline => continue,
+                    Verdict::Late | Verdict::Failed => {
+                        *state = State::Lost;
+                        return false;
+                    }
                 }
-                return passed;
             }
             // The hold was lost or replaced while it was checked: look again.
         }
     }
 
     /// Whether `hold` is in force, by a check that began less than the freshness period
-    /// before this call did.
-    async fn check(&self, hold: &Arc<dyn LivenessHold>) -> bool {
-        let asked_at = Instant::now();
+    /// before now (the last one, or a new one).
+    async fn check(&self, hold: &Arc<dyn LivenessHold>) -> Verdict {
         let mut last = self.last_check.lock().await;
         if let Some(check) = &*last
-            // Strictly within the period: a check begun a whole period earlier may precede a
-            // loss that a taker saw a period before this delivery.
             && Arc::ptr_eq(&check.hold, hold)
-            && check.started + self.freshness > asked_at
+            && let Some(verdict) = check.verdict(self.freshness)
         {
-            return check.passed;
+            return verdict;
         }
         let started = Instant::now();
         let passed = match tokio::time::timeout(self.deadline, hold.check()).await {
@@ -183,11 +188,133 @@ impl Liveness {
                 false
             }
         };
-        *last = Some(Check {
+        let check = Check {
             hold: Arc::clone(hold),
             started,
             passed,
+        };
+        let verdict = check.verdict(self.freshness).unwrap_or(Verdict::Late);
+        *last = Some(check);
+        verdict
+    }
+}
+
+/// What a check says of a delivery now.
+enum Verdict {
+    /// The hold is in force, by a check fresh enough to deliver on.
+    Fresh,
+    /// The check passed, but began a whole freshness period ago or more.
+    Late,
+    /// The hold is gone, or the check did not answer within its deadline.
+    Failed,
+}
+
+impl Check {
+    /// Its verdict on a delivery now; `None` if it passed too long ago to say.
+    fn verdict(&self, freshness: Duration) -> Option<Verdict> {
+        if !self.passed {
+            Some(Verdict::Failed)
+        // Strictly within the period: a check begun a whole period before now may precede a
+        // loss that a taker saw a period before now, and that taker may be delivering already.
+        } else if Instant::now() < self.started + freshness {
+            Some(Verdict::Fresh)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::Error;
+
+    /// A hold in force whose every check answers after `answer_in`.
+    #[derive(Debug)]
+    struct SlowHold {
+        answer_in: Duration,
+        checks: AtomicU32,
+    }
+
+    #[async_trait]
+    impl LivenessHold for SlowHold {
+        async fn check(&self) -> Result<(), Error> {
+            self.checks.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.answer_in).await;
+            Ok(())
+        }
+    }
+
+    fn held(answer_in: Duration, freshness: Duration) -> (Liveness, Arc<SlowHold>) {
+        let hold = Arc::new(SlowHold {
+            answer_in,
+            checks: AtomicU32::new(0),
         });
-        passed
+        let liveness = Liveness::new(
+            Duration::from_millis(500),
+            freshness,
+            Backoff::new(Duration::from_millis(10), Duration::from_millis(10), &0),
+        );
+        *liveness.state() = State::Held(Arc::clone(&hold) as Arc<dyn LivenessHold>);
+        (liveness, hold)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_answered_within_the_freshness_period_confirms_and_is_shared() {
+        let (liveness, hold) = held(Duration::from_millis(10), Duration::from_millis(100));
+        assert!(liveness.confirm().await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(liveness.confirm().await);
+        assert_eq!(
+            hold.checks.load(Ordering::SeqCst),
+            1,
+            "the second shares the first"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(liveness.confirm().await);
+        assert_eq!(
+            hold.checks.load(Ordering::SeqCst),
+            2,
+            "a period later, a new check"
+        );
+    }
+
+    /// A check that passes after the freshness period ran out vouches for nothing: a taker that
+    /// saw the hold go just after the check began may be delivering already.
+    #[tokio::test(start_paused = true)]
+    async fn a_check_answered_after_the_freshness_period_never_confirms() {
+        let (liveness, hold) = held(Duration::from_millis(150), Duration::from_millis(100));
+        assert!(!liveness.confirm().await);
+        assert!(
+            liveness.is_lost(),
+            "no timely check within the deadline: lost"
+        );
+        assert!(
+            hold.checks.load(Ordering::SeqCst) > 1,
+            "late answers are checked again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_waiting_behind_a_check_does_not_take_its_result_once_stale() {
+        let (liveness, hold) = held(Duration::from_millis(60), Duration::from_millis(100));
+        let liveness = Arc::new(liveness);
+        let first = tokio::spawn({
+            let liveness = Arc::clone(&liveness);
+            async move { liveness.confirm().await }
+        });
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        // Asks while the first check runs; gets the lock at 60 ms, when that check is fresh.
+        assert!(liveness.confirm().await);
+        assert!(first.await.unwrap());
+        assert_eq!(hold.checks.load(Ordering::SeqCst), 1);
+        // At 120 ms the check begun at 0 is stale: a new one, answered at 180 ms (fresh).
+        tokio::time::sleep(Duration::from_millis(59)).await;
+        assert!(liveness.confirm().await);
+        assert_eq!(hold.checks.load(Ordering::SeqCst), 2);
     }
 }

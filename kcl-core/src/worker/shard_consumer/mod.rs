@@ -273,7 +273,7 @@ impl ShardConsumer {
         let last = input.records.last()?;
         loop {
             // Other workers take every lease of a worker whose liveness is gone: deliver only
-            // after a check that began now.
+            // on a check that began less than a liveness interval ago.
             if !ctx.confirm_liveness().await {
                 return Some(Stop::LeaseLost);
             }
