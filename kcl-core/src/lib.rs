@@ -39,9 +39,9 @@ pub use lease::conformance as lease_store_conformance;
 #[cfg(feature = "test-util")]
 pub use lease::load as lease_store_load;
 pub use lease::{
-    Checkpoint, CheckpointUpdate, Fence, InMemoryLeaseStore, Lease, LeaseKey, LeaseRow, LeaseStore,
-    LivenessHold, MAX_WORKER_ID_LEN, NewLease, PendingCheckpoint, TakeMode, WorkerId,
-    lease_duration_millis,
+    Checkpoint, CheckpointUpdate, Fence, InMemoryLeaseStore, Lease, LeaseCensus, LeaseKey,
+    LeaseRow, LeaseStore, LivenessHold, MAX_WORKER_ID_LEN, NewLease, OwnerTally, PendingCheckpoint,
+    TakeMode, WorkerId, lease_duration_millis,
 };
 pub use lease::{FaultInjectingLeaseStore, InjectedFaults, LeaseStoreFault, LeaseStoreOp};
 pub use position::StartingPosition;

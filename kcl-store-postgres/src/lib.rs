@@ -26,6 +26,7 @@
 //! ```
 
 mod batches;
+mod census;
 mod config;
 mod error_mapping;
 mod liveness;

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_create_leases.sql"),
     include_str!("../migrations/0002_liveness.sql"),
     include_str!("../migrations/0003_changes.sql"),
+    include_str!("../migrations/0004_owner_index.sql"),
 ];
 
 /// Brings the tables named by `table` up to date. Safe to run from many processes at once: one

@@ -36,12 +36,35 @@ fn fenced_batch(leases: &str, batch: &str) -> String {
     )
 }
 
+/// A taker's census of stream `$1` for worker `$2` (`LeaseCensus::of` in SQL): the rows given
+/// in full, with a `NULL` tally, then one row per owner of settled leases, with its owner, the
+/// count as `tally` and the soonest expiry as `expires_at_ms`. One statement, so one snapshot.
+fn census(leases: &str) -> String {
+    format!(
+        "WITH l AS (SELECT *, (owner IS NOT NULL AND owner <> $2 \
+             AND COALESCE(expires_at > now(), FALSE) AND handoff_to IS NULL \
+             AND checkpoint_stage <> 2) AS in_peace FROM {leases} WHERE stream = $1), \
+         awaited AS (SELECT DISTINCT unnest(string_to_array(parent_shard_ids, ',')) AS shard \
+           FROM l WHERE NOT in_peace AND parent_shard_ids <> ''), \
+         settled AS (SELECT *, in_peace AND shard NOT IN (SELECT shard FROM awaited) AS counted \
+           FROM l) \
+         SELECT {COLUMNS}, NULL::bigint AS tally FROM settled WHERE NOT counted \
+         UNION ALL \
+         SELECT $1, '', owner, 0::bigint, \
+           (EXTRACT(EPOCH FROM min(expires_at)) * 1000)::bigint, '', NULL::text, NULL::bytea, \
+           '', '', NULL::text, (EXTRACT(EPOCH FROM now()) * 1000)::bigint, count(*) \
+         FROM settled WHERE counted GROUP BY owner"
+    )
+}
+
 /// The store's statements.
 #[derive(Debug, Clone)]
 pub(crate) struct Statements {
     pub(crate) create: Arc<str>,
     pub(crate) select_one: Arc<str>,
     pub(crate) select_many: Arc<str>,
+    pub(crate) census: Arc<str>,
+    pub(crate) held_by: Arc<str>,
     pub(crate) list: Arc<str>,
     pub(crate) take: Arc<str>,
     pub(crate) renew: Arc<str>,
@@ -89,6 +112,9 @@ impl Statements {
                  WHERE (stream, shard) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
             )
             .into(),
+            census: census(leases).into(),
+            held_by: format!("SELECT {COLUMNS} FROM {leases} WHERE stream = $1 AND owner = $2")
+                .into(),
             // Unordered: the store sorts the rows, sparing the server a sort per listing.
             list: format!("SELECT {COLUMNS} FROM {leases} WHERE stream = $1").into(),
             take: format!(

@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kcl_core::{
-    CheckpointUpdate, Error, Fence, Lease, LeaseKey, LeaseRow, LeaseStore, LivenessHold, NewLease,
-    ShardId, StreamName, TakeMode, WorkerId, lease_duration_millis,
+    CheckpointUpdate, Error, Fence, Lease, LeaseCensus, LeaseKey, LeaseRow, LeaseStore,
+    LivenessHold, NewLease, ShardId, StreamName, TakeMode, WorkerId, lease_duration_millis,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Postgres};
 
 use crate::PostgresLeaseStoreConfig;
 use crate::batches::slot;
+use crate::census::decode_leases;
 use crate::error_mapping::{connect_error, from_sqlx, redact};
 use crate::liveness::Connector;
 use crate::migrations;
@@ -319,12 +320,23 @@ impl LeaseStore for PostgresLeaseStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| from_sqlx(&format!("listing the leases of stream {stream}"), e))?;
-        let mut leases = rows
-            .iter()
-            .map(|row| decode(row).map(|(lease, now)| lease.to_lease(now)))
-            .collect::<Result<Vec<Lease>, Error>>()?;
-        leases.sort_unstable_by(|a, b| a.key.shard.as_str().cmp(b.key.shard.as_str()));
-        Ok(leases)
+        decode_leases(rows.iter())
+    }
+
+    async fn lease_census(
+        &self,
+        stream: &StreamName,
+        worker: &WorkerId,
+    ) -> Result<LeaseCensus, Error> {
+        self.census(stream, worker).await
+    }
+
+    async fn leases_held_by(
+        &self,
+        stream: &StreamName,
+        owner: &WorkerId,
+    ) -> Result<Vec<Lease>, Error> {
+        self.held_by(stream, owner).await
     }
 
     async fn create_leases_if_absent(&self, leases: &[NewLease]) -> Result<Vec<bool>, Error> {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use kcl_core::{
-    CheckpointUpdate, Error, Fence, Lease, LeaseKey, LeaseStore, LivenessHold, NewLease, ShardId,
-    StreamName, TakeMode, WorkerId,
+    CheckpointUpdate, Error, Fence, Lease, LeaseCensus, LeaseKey, LeaseStore, LivenessHold,
+    NewLease, ShardId, StreamName, TakeMode, WorkerId,
 };
 
 /// What a lease-store call does, as the counters group them.
@@ -20,6 +20,10 @@ pub enum CallKind {
     Renew,
     /// `list_leases`.
     List,
+    /// `lease_census`: the taker's read of the table (rows in full plus one per owner).
+    Census,
+    /// `leases_held_by`.
+    HeldBy,
     /// `take_lease`.
     Take,
     /// `checkpoint`, `checkpoint_many`.
@@ -50,9 +54,11 @@ pub enum CallKind {
 
 impl CallKind {
     /// Every kind, in the order reports show them.
-    pub const ALL: [CallKind; 15] = [
+    pub const ALL: [CallKind; 17] = [
         CallKind::Renew,
         CallKind::List,
+        CallKind::Census,
+        CallKind::HeldBy,
         CallKind::Take,
         CallKind::Checkpoint,
         CallKind::Heartbeat,
@@ -73,6 +79,8 @@ impl CallKind {
         match self {
             CallKind::Renew => "renew",
             CallKind::List => "list",
+            CallKind::Census => "census",
+            CallKind::HeldBy => "held_by",
             CallKind::Take => "take",
             CallKind::Checkpoint => "checkpoint",
             CallKind::Heartbeat => "heartbeat",
@@ -334,6 +342,32 @@ impl LeaseStore for CountingLeaseStore {
     async fn list_leases(&self, stream: &StreamName) -> Result<Vec<Lease>, Error> {
         let call = self.start(CallKind::List, false, 0);
         let result = self.inner.list_leases(stream).await;
+        let rows = result.as_ref().map_or(0, |leases| count(leases.len()));
+        call.finish(rows, failed(&result));
+        result
+    }
+
+    async fn lease_census(
+        &self,
+        stream: &StreamName,
+        worker: &WorkerId,
+    ) -> Result<LeaseCensus, Error> {
+        let call = self.start(CallKind::Census, false, 0);
+        let result = self.inner.lease_census(stream, worker).await;
+        let rows = result.as_ref().map_or(0, |census| {
+            count(census.leases.len() + census.settled.len())
+        });
+        call.finish(rows, failed(&result));
+        result
+    }
+
+    async fn leases_held_by(
+        &self,
+        stream: &StreamName,
+        owner: &WorkerId,
+    ) -> Result<Vec<Lease>, Error> {
+        let call = self.start(CallKind::HeldBy, false, 0);
+        let result = self.inner.leases_held_by(stream, owner).await;
         let rows = result.as_ref().map_or(0, |leases| count(leases.len()));
         call.finish(rows, failed(&result));
         result

@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::lease::{
-    CheckpointUpdate, Fence, Lease, LeaseKey, LeaseStore, LivenessHold, NewLease, TakeMode,
-    WorkerId,
+    CheckpointUpdate, Fence, Lease, LeaseCensus, LeaseKey, LeaseStore, LivenessHold, NewLease,
+    TakeMode, WorkerId,
 };
 use crate::{Error, ShardId, StreamName};
 
@@ -78,6 +78,32 @@ impl LeaseStore for DeadlineLeaseStore {
             self.listing_deadline,
             "list_leases",
             self.inner.list_leases(stream),
+        )
+        .await
+    }
+
+    async fn lease_census(
+        &self,
+        stream: &StreamName,
+        worker: &WorkerId,
+    ) -> Result<LeaseCensus, Error> {
+        Self::within(
+            self.listing_deadline,
+            "lease_census",
+            self.inner.lease_census(stream, worker),
+        )
+        .await
+    }
+
+    async fn leases_held_by(
+        &self,
+        stream: &StreamName,
+        owner: &WorkerId,
+    ) -> Result<Vec<Lease>, Error> {
+        Self::within(
+            self.listing_deadline,
+            "leases_held_by",
+            self.inner.leases_held_by(stream, owner),
         )
         .await
     }

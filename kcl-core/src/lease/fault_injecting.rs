@@ -11,7 +11,8 @@ use tokio::sync::Notify;
 
 use crate::lease::WorkerId;
 use crate::lease::{
-    CheckpointUpdate, Fence, Lease, LeaseKey, LeaseStore, LivenessHold, NewLease, TakeMode,
+    CheckpointUpdate, Fence, Lease, LeaseCensus, LeaseKey, LeaseStore, LivenessHold, NewLease,
+    TakeMode,
 };
 use crate::{Error, ShardId, StreamName};
 
@@ -24,7 +25,8 @@ pub enum LeaseStoreOp {
     CreateLeaseIfAbsent,
     /// [`LeaseStore::get_lease`].
     GetLease,
-    /// [`LeaseStore::list_leases`].
+    /// [`LeaseStore::list_leases`], and the taker's narrower reads
+    /// ([`LeaseStore::lease_census`], [`LeaseStore::leases_held_by`]).
     ListLeases,
     /// [`LeaseStore::take_lease`].
     TakeLease,
@@ -411,6 +413,30 @@ impl LeaseStore for FaultInjectingLeaseStore {
     async fn list_leases(&self, stream: &StreamName) -> Result<Vec<Lease>, Error> {
         self.call(LeaseStoreOp::ListLeases, self.inner.list_leases(stream))
             .await
+    }
+
+    async fn lease_census(
+        &self,
+        stream: &StreamName,
+        worker: &WorkerId,
+    ) -> Result<LeaseCensus, Error> {
+        self.call(
+            LeaseStoreOp::ListLeases,
+            self.inner.lease_census(stream, worker),
+        )
+        .await
+    }
+
+    async fn leases_held_by(
+        &self,
+        stream: &StreamName,
+        owner: &WorkerId,
+    ) -> Result<Vec<Lease>, Error> {
+        self.call(
+            LeaseStoreOp::ListLeases,
+            self.inner.leases_held_by(stream, owner),
+        )
+        .await
     }
 
     async fn take_lease(

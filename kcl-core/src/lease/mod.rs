@@ -5,6 +5,7 @@
 //! [`InMemoryLeaseStore`] is the reference backend. With the `test-util` feature,
 //! [`conformance`] checks any backend against the contract and [`load`] measures one.
 
+mod census;
 mod checkpoint;
 mod deadline;
 mod fault_injecting;
@@ -23,6 +24,7 @@ pub mod conformance;
 #[cfg(feature = "test-util")]
 pub mod load;
 
+pub use census::{LeaseCensus, OwnerTally};
 pub use checkpoint::{Checkpoint, CheckpointUpdate, PendingCheckpoint};
 pub(crate) use deadline::DeadlineLeaseStore;
 pub use fault_injecting::{

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::lease::{Checkpoint, Lease, LeaseKey, TakeMode, WorkerId};
+use crate::lease::{Checkpoint, Lease, LeaseCensus, LeaseKey, TakeMode, WorkerId};
 use crate::worker::context::{Orphan, WorkerContext};
 use crate::worker::metrics::WorkerMetrics;
 use crate::worker::shard_consumer;
@@ -140,14 +140,18 @@ impl LeaseTaker {
 
     /// The time until the first lease whose owner missed a renewal expires (plus a margin for
     /// clocks read at different moments).
-    fn next_expiry(&self, leases: &[Lease]) -> Option<Duration> {
+    fn next_expiry(&self, census: &LeaseCensus) -> Option<Duration> {
         let config = &self.ctx.config;
-        leases
+        let listed = census
+            .leases
             .iter()
             .filter(|lease| {
                 lease.checkpoint != Checkpoint::ShardEnd && !lease.is_held_by(&self.ctx.id)
             })
-            .filter_map(|lease| lease.time_left)
+            .filter_map(|lease| lease.time_left);
+        let settled = census.settled.iter().map(|tally| tally.soonest_expiry);
+        listed
+            .chain(settled)
             .filter(|left| {
                 !left.is_zero() && *left + config.renewal_interval() < config.lease_duration
             })
@@ -216,13 +220,21 @@ impl LeaseTaker {
                 .map(|expiry| expiry.saturating_duration_since(now)));
         }
         let listed_at = Instant::now();
-        let leases = ctx.store.list_leases(&ctx.stream).await?;
+        let mut census = ctx.store.lease_census(&ctx.stream, &ctx.id).await?;
         let live = workers.clone();
-        let dead = self.find_dead(&leases, &workers).await;
+        let dead = self.find_dead(&census, &workers).await;
         workers.retain(|worker| !dead.contains(worker));
         if !workers.contains(&ctx.id) {
             workers.push(ctx.id.clone());
         }
+        // The census only counts the dead workers' settled leases: read them in full.
+        for owner in &dead {
+            if census.settled.iter().any(|tally| &tally.owner == owner) {
+                let leases = ctx.store.leases_held_by(&ctx.stream, owner).await?;
+                census.expand(owner, leases);
+            }
+        }
+        let leases = &census.leases;
         let by_shard: BTreeMap<ShardId, &Lease> = leases
             .iter()
             .map(|lease| (lease.key.shard.clone(), lease))
@@ -234,9 +246,10 @@ impl LeaseTaker {
             .filter(|lease| parents_finished(lease, &by_shard))
             .collect();
         // Balanced: every worker holds the floor or the ceiling of the fair share.
-        let floor = active.len() / workers.len().max(1);
-        let target = active.len().div_ceil(workers.len().max(1));
-        let mut expiring = self.next_expiry(&leases);
+        let shared = active.len() + census.settled.iter().map(|t| t.leases).sum::<usize>();
+        let floor = shared / workers.len().max(1);
+        let target = shared.div_ceil(workers.len().max(1));
+        let mut expiring = self.next_expiry(&census);
         if !ctx.orphans().is_empty() {
             let soon = ctx.config.liveness_interval;
             expiring = Some(expiring.map_or(soon, |expiring| expiring.min(soon)));
@@ -268,7 +281,7 @@ impl LeaseTaker {
             .filter(|lease| lease.is_available() || owner_dead(lease))
             .filter(|lease| !ctx.held().contains_key(&lease.key.shard))
             .collect();
-        available.sort_by_key(|lease| self.spread(&lease.key.shard));
+        available.sort_by_key(|lease| self.spread(lease.key.shard.as_str()));
         for lease in available {
             if mine >= target {
                 break;
@@ -306,7 +319,7 @@ impl LeaseTaker {
                 mine += 1;
             }
         }
-        self.forget_dead(&dead, &active).await;
+        self.forget_dead(&dead, &census).await;
         let mut listing = Listing {
             at: listed_at,
             changes: changes.unwrap_or_default(),
@@ -375,31 +388,9 @@ impl LeaseTaker {
                 self.requested.remove(&shard);
             }
         }
-        let mut owned: BTreeMap<&WorkerId, Vec<&Lease>> = BTreeMap::new();
-        for lease in &active {
-            // A lease of a worker that stopped heartbeating will expire: nothing to ask it for.
-            if let Some(owner) = &lease.owner
-                && owner != &ctx.id
-                && !lease.is_expired()
-                && workers.contains(owner)
-            {
-                owned.entry(owner).or_default().push(lease);
-            }
-        }
-        let mut candidates: Vec<&Lease> = Vec::new();
-        for leases in owned.values_mut() {
-            if leases.len() > above {
-                leases.sort_by_key(|lease| self.spread(&lease.key.shard));
-                let spare = leases.len() - above;
-                candidates.extend(
-                    leases
-                        .iter()
-                        .filter(|lease| lease.handoff_to.is_none())
-                        .take(spare),
-                );
-            }
-        }
-        candidates.sort_by_key(|lease| self.spread(&lease.key.shard));
+        let candidates = self
+            .handoff_candidates(&census, &workers, above, lacking)
+            .await?;
         for lease in candidates.into_iter().take(lacking) {
             match ctx
                 .store
@@ -420,20 +411,74 @@ impl LeaseTaker {
         Ok(expiring)
     }
 
+    /// Up to `lacking` leases to ask for, of live owners holding more than `above`: each such
+    /// owner's spare leases (read in full, unexpired, unfinished and not asked for already),
+    /// owners and leases in an order particular to this worker.
+    async fn handoff_candidates(
+        &self,
+        census: &LeaseCensus,
+        workers: &[WorkerId],
+        above: usize,
+        lacking: usize,
+    ) -> Result<Vec<Lease>, Error> {
+        let ctx = &self.ctx;
+        let mut owners: Vec<&WorkerId> = census
+            .settled
+            .iter()
+            .map(|tally| &tally.owner)
+            .chain(
+                census
+                    .leases
+                    .iter()
+                    .filter_map(|lease| lease.owner.as_ref()),
+            )
+            .filter(|owner| *owner != &ctx.id && workers.contains(owner))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        owners.sort_by_key(|owner| self.spread(owner.as_str()));
+        let mut candidates = Vec::new();
+        for owner in owners {
+            if candidates.len() >= lacking {
+                break;
+            }
+            let spare = census.held_by(owner).saturating_sub(above);
+            if spare == 0 {
+                continue;
+            }
+            let mut leases = ctx.store.leases_held_by(&ctx.stream, owner).await?;
+            // A lease of a worker that stopped renewing it will expire: nothing to ask for.
+            leases.retain(|lease| {
+                !lease.is_expired()
+                    && lease.checkpoint != Checkpoint::ShardEnd
+                    && lease.handoff_to.is_none()
+            });
+            leases.sort_by_key(|lease| self.spread(lease.key.shard.as_str()));
+            candidates.extend(leases.into_iter().take(spare));
+        }
+        candidates.sort_by_key(|lease| self.spread(lease.key.shard.as_str()));
+        candidates.truncate(lacking);
+        Ok(candidates)
+    }
+
     /// Of the other owners of unexpired leases and the other live workers, those the store
     /// proves dead (none unless this worker holds liveness). Remembers them all for the death
     /// watch.
-    async fn find_dead(&mut self, leases: &[Lease], workers: &[WorkerId]) -> BTreeSet<WorkerId> {
+    async fn find_dead(
+        &mut self,
+        census: &LeaseCensus,
+        workers: &[WorkerId],
+    ) -> BTreeSet<WorkerId> {
         let ctx = &self.ctx;
-        let owners: BTreeSet<&WorkerId> = leases
+        let listed = census
+            .leases
             .iter()
             .filter(|lease| lease.checkpoint != Checkpoint::ShardEnd && !lease.is_expired())
-            .filter_map(|lease| lease.owner.as_ref())
-            .filter(|owner| *owner != &ctx.id)
-            .collect();
-        let others: BTreeSet<&WorkerId> = owners
-            .into_iter()
-            .chain(workers.iter().filter(|worker| *worker != &ctx.id))
+            .filter_map(|lease| lease.owner.as_ref());
+        let others: BTreeSet<&WorkerId> = listed
+            .chain(census.settled.iter().map(|tally| &tally.owner))
+            .chain(workers.iter())
+            .filter(|worker| *worker != &ctx.id)
             .collect();
         self.watched = others.into_iter().cloned().collect();
         self.known_dead.clear();
@@ -449,12 +494,11 @@ impl LeaseTaker {
 
     /// Deregisters the dead workers that own no unexpired lease any more, so that they leave
     /// the live-worker list and the store forgets their liveness.
-    async fn forget_dead(&self, dead: &BTreeSet<WorkerId>, active: &[&Lease]) {
+    async fn forget_dead(&self, dead: &BTreeSet<WorkerId>, census: &LeaseCensus) {
         for worker in dead {
-            let owns = active
-                .iter()
-                .any(|lease| lease.is_held_by(worker) && !lease.is_expired());
-            if !owns && let Err(error) = self.ctx.store.deregister_worker(worker).await {
+            if census.held_by(worker) == 0
+                && let Err(error) = self.ctx.store.deregister_worker(worker).await
+            {
                 tracing::debug!(%worker, %error, "deregistering a dead worker failed");
             }
         }
@@ -549,9 +593,9 @@ impl LeaseTaker {
 
     /// An order of shards particular to this worker, so that workers balancing at the same time
     /// go for different leases.
-    fn spread(&self, shard: &ShardId) -> u64 {
+    fn spread(&self, name: &str) -> u64 {
         let mut hasher = DefaultHasher::new();
-        (self.ctx.id.as_str(), shard.as_str()).hash(&mut hasher);
+        (self.ctx.id.as_str(), name).hash(&mut hasher);
         hasher.finish()
     }
 }

@@ -24,6 +24,7 @@
 //! ```
 
 mod batches;
+mod census;
 mod changes;
 mod checkpoints;
 mod create;
@@ -46,6 +47,7 @@ pub use batches::{
     batch_checkpoints_are_fenced_one_by_one, batch_creates_race_to_one_creator_per_lease,
     batch_renewal_reports_exactly_the_lost_leases,
 };
+pub use census::census_counts_what_others_hold_in_peace;
 pub use changes::lease_changes_move_with_every_change_of_ownership;
 pub use checkpoints::{
     checkpoints_never_move_backwards, prepared_checkpoint_carries_application_state,
@@ -94,6 +96,7 @@ pub async fn run_all(store: Arc<dyn LeaseStore>) {
     batch_checkpoints_are_fenced_one_by_one(store.clone()).await;
     batch_creates_race_to_one_creator_per_lease(store.clone()).await;
     lease_changes_move_with_every_change_of_ownership(store.clone()).await;
+    census_counts_what_others_hold_in_peace(store.clone()).await;
     free_text_round_trips_unchanged(store).await;
 }
 
@@ -133,6 +136,7 @@ macro_rules! lease_store_conformance_tests {
             batch_checkpoints_are_fenced_one_by_one,
             batch_creates_race_to_one_creator_per_lease,
             lease_changes_move_with_every_change_of_ownership,
+            census_counts_what_others_hold_in_peace,
             free_text_round_trips_unchanged,
         );
     };
