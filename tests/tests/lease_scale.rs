@@ -55,7 +55,7 @@ fn check(report: &ScaleReport) {
         report.leases_lost_by_live_workers, 0,
         "live workers lost leases:\n{shown}"
     );
-    for kind in [CallKind::Renew, CallKind::List, CallKind::Heartbeat] {
+    for kind in [CallKind::Renew, CallKind::Census, CallKind::Heartbeat] {
         assert!(
             report.window_calls.get(kind).calls > 0,
             "no {} call was counted in the steady window:\n{shown}",
