@@ -26,9 +26,9 @@ pub(crate) struct LeaseTaker {
     /// Cycles run so far. The first only takes available leases: balancing waits until workers
     /// starting together have all heartbeated.
     cycles: u64,
-    /// The other owners of unexpired leases and the other live workers at the last cycle (a
-    /// worker may have been handed leases since): whose deaths the death watch looks for
-    /// between cycles.
+    /// Of the other owners of unexpired leases and the other live workers at the last cycle,
+    /// the few whose deaths this worker's death watch looks for between cycles (see
+    /// [`LeaseTaker::watch_over`]).
     watched: Vec<WorkerId>,
     /// The workers the last cycle found dead.
     known_dead: BTreeSet<WorkerId>,
@@ -70,8 +70,7 @@ impl LeaseTaker {
         }
     }
 
-    /// Between cycles: true if one of the workers watched (see [`LeaseTaker::find_dead`]) has
-    /// died since the last cycle (one store call, made only while this worker holds liveness).
+    /// Between cycles: true if one of the workers watched has died since the last cycle (one store call, made only while this worker holds liveness).
     pub(crate) async fn sees_a_death(&self) -> bool {
         if self.watched.is_empty() || !self.ctx.liveness.is_held() {
             return false;
@@ -462,8 +461,8 @@ impl LeaseTaker {
     }
 
     /// Of the other owners of unexpired leases and the other live workers, those the store
-    /// proves dead (none unless this worker holds liveness). Remembers them all for the death
-    /// watch.
+    /// proves dead (none unless this worker holds liveness). Chooses the few the death watch
+    /// looks at until the next cycle.
     async fn find_dead(
         &mut self,
         census: &LeaseCensus,
@@ -480,12 +479,13 @@ impl LeaseTaker {
             .chain(workers.iter())
             .filter(|worker| *worker != &ctx.id)
             .collect();
-        self.watched = others.into_iter().cloned().collect();
+        let others: Vec<WorkerId> = others.into_iter().cloned().collect();
+        self.watched = watch_over(&ctx.id, &others);
         self.known_dead.clear();
         if !ctx.liveness.is_held() {
             return BTreeSet::new();
         }
-        match ctx.store.dead_workers(&self.watched).await {
+        match ctx.store.dead_workers(&others).await {
             Ok(dead) => self.known_dead = dead.into_iter().collect(),
             Err(error) => tracing::warn!(%error, "asking which workers died failed"),
         }
@@ -597,5 +597,69 @@ impl LeaseTaker {
         let mut hasher = DefaultHasher::new();
         (self.ctx.id.as_str(), name).hash(&mut hasher);
         hasher.finish()
+    }
+}
+
+/// How many workers watch each worker's liveness between taker cycles.
+const WATCHERS: usize = 4;
+
+/// Of `others` (ordered by id), those `me` watches between cycles: the [`WATCHERS`] that follow
+/// it in id order, wrapping around. Each worker is so watched by the few that precede it, and
+/// the watch costs each worker a statement over a few rows per liveness interval, not one over
+/// every other worker. Those that see a death take some of the dead worker's leases at once;
+/// that moves the store's change number, so every other worker's next cycle lists the leases,
+/// asks about every owner and takes its share.
+fn watch_over(me: &WorkerId, others: &[WorkerId]) -> Vec<WorkerId> {
+    let after = others.partition_point(|other| other < me);
+    others
+        .iter()
+        .cycle()
+        .skip(after)
+        .take(WATCHERS.min(others.len()))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(names: &[&str]) -> Vec<WorkerId> {
+        names
+            .iter()
+            .map(|name| WorkerId::new(name).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn each_worker_watches_the_few_that_follow_it() {
+        let others = ids(&["a", "b", "d", "e", "f", "g"]);
+        let me = WorkerId::new("c").unwrap();
+        assert_eq!(watch_over(&me, &others), ids(&["d", "e", "f", "g"]));
+        let me = WorkerId::new("f0").unwrap();
+        assert_eq!(
+            watch_over(&me, &others),
+            ids(&["g", "a", "b", "d"]),
+            "wrapping"
+        );
+        assert_eq!(
+            watch_over(&me, &ids(&["a", "b"])),
+            ids(&["a", "b"]),
+            "all of few"
+        );
+        assert!(watch_over(&me, &[]).is_empty());
+        // Every worker is watched by as many others.
+        let all = ids(&["a", "b", "c", "d", "e", "f", "g", "h"]);
+        let mut watchers = std::collections::BTreeMap::<WorkerId, usize>::new();
+        for me in &all {
+            let others: Vec<WorkerId> = all.iter().filter(|w| *w != me).cloned().collect();
+            for watched in watch_over(me, &others) {
+                *watchers.entry(watched).or_default() += 1;
+            }
+        }
+        assert!(
+            watchers.values().all(|count| *count == WATCHERS),
+            "{watchers:?}"
+        );
     }
 }
