@@ -38,22 +38,32 @@ fn fenced_batch(leases: &str, batch: &str) -> String {
 
 /// A taker's census of stream `$1` for worker `$2` (`LeaseCensus::of` in SQL): the rows given
 /// in full, with a `NULL` tally, then one row per owner of settled leases, with its owner, the
-/// count as `tally` and the soonest expiry as `expires_at_ms`. One statement, so one snapshot.
+/// count as `tally` and the soonest expiry as `expires_at_ms`. One statement, so one snapshot;
+/// no common table expressions, which PostgreSQL would copy whole, but two scans of the stream's
+/// rows and two of those with parents (an index of their own).
 fn census(leases: &str) -> String {
+    let in_peace = |alias: &str| {
+        format!(
+            "({alias}.owner IS NOT NULL AND {alias}.owner <> $2 \
+             AND COALESCE({alias}.expires_at > now(), FALSE) AND {alias}.handoff_to IS NULL \
+             AND {alias}.checkpoint_stage <> 2)"
+        )
+    };
+    let awaited = format!(
+        "SELECT unnest(string_to_array(p.parent_shard_ids, ',')) FROM {leases} AS p \
+         WHERE p.stream = $1 AND p.parent_shard_ids <> '' AND NOT {}",
+        in_peace("p")
+    );
+    let l = in_peace("l");
     format!(
-        "WITH l AS (SELECT *, (owner IS NOT NULL AND owner <> $2 \
-             AND COALESCE(expires_at > now(), FALSE) AND handoff_to IS NULL \
-             AND checkpoint_stage <> 2) AS in_peace FROM {leases} WHERE stream = $1), \
-         awaited AS (SELECT DISTINCT unnest(string_to_array(parent_shard_ids, ',')) AS shard \
-           FROM l WHERE NOT in_peace AND parent_shard_ids <> ''), \
-         settled AS (SELECT *, in_peace AND shard NOT IN (SELECT shard FROM awaited) AS counted \
-           FROM l) \
-         SELECT {COLUMNS}, NULL::bigint AS tally FROM settled WHERE NOT counted \
+        "SELECT {COLUMNS}, NULL::bigint AS tally FROM {leases} AS l \
+         WHERE l.stream = $1 AND (NOT {l} OR l.shard IN ({awaited})) \
          UNION ALL \
-         SELECT $1, '', owner, 0::bigint, \
-           (EXTRACT(EPOCH FROM min(expires_at)) * 1000)::bigint, '', NULL::text, NULL::bytea, \
+         SELECT $1, '', l.owner, 0::bigint, \
+           (EXTRACT(EPOCH FROM min(l.expires_at)) * 1000)::bigint, '', NULL::text, NULL::bytea, \
            '', '', NULL::text, (EXTRACT(EPOCH FROM now()) * 1000)::bigint, count(*) \
-         FROM settled WHERE counted GROUP BY owner"
+         FROM {leases} AS l WHERE l.stream = $1 AND {l} AND l.shard NOT IN ({awaited}) \
+         GROUP BY l.owner"
     )
 }
 

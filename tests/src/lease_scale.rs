@@ -752,7 +752,14 @@ async fn measure(
     }
     progress.say(format_args!("{} workers started", workers.len()));
 
-    let balance = wait_balanced(&workers, config.shards, config.balance_limit, started).await;
+    let balance = wait_balanced(
+        &workers,
+        config.shards,
+        config.balance_limit,
+        started,
+        progress,
+    )
+    .await;
     match balance {
         Some(took) => progress.say(format_args!("balanced after {}", secs(took))),
         None => progress.say(format_args!(
@@ -927,13 +934,16 @@ fn balanced(held: &[Vec<ShardId>], shards: usize) -> bool {
     distinct.len() == shards
 }
 
-/// Polls until balanced; the time since `since`, `None` past `limit`.
+/// Polls until balanced; the time since `since`, `None` past `limit`. Says every five seconds
+/// how far the workers are: shards held in all, and the fewest and most one worker holds.
 async fn wait_balanced(
     workers: &[WorkerHandle],
     shards: usize,
     limit: Duration,
     since: Instant,
+    progress: &Progress,
 ) -> Option<Duration> {
+    let mut next_report = Duration::from_secs(5);
     loop {
         let held: Vec<Vec<ShardId>> = workers.iter().map(WorkerHandle::held_shards).collect();
         if balanced(&held, shards) {
@@ -941,6 +951,16 @@ async fn wait_balanced(
         }
         if since.elapsed() >= limit {
             return None;
+        }
+        if since.elapsed() >= next_report {
+            next_report += Duration::from_secs(5);
+            let counts = held.iter().map(Vec::len);
+            progress.say(format_args!(
+                "held {} of {shards}; per worker {} to {}",
+                held.iter().map(Vec::len).sum::<usize>(),
+                counts.clone().min().unwrap_or(0),
+                counts.max().unwrap_or(0),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

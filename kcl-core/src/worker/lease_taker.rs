@@ -138,7 +138,9 @@ impl LeaseTaker {
     }
 
     /// The time until the first lease whose owner missed a renewal expires (plus a margin for
-    /// clocks read at different moments).
+    /// clocks read at different moments). Missed by half an interval: a lease read just before
+    /// its owner renews it has a moment less than a renewal interval fewer left than a fresh
+    /// one, and would otherwise look missed at every other read.
     fn next_expiry(&self, census: &LeaseCensus) -> Option<Duration> {
         let config = &self.ctx.config;
         let listed = census
@@ -152,7 +154,8 @@ impl LeaseTaker {
         listed
             .chain(settled)
             .filter(|left| {
-                !left.is_zero() && *left + config.renewal_interval() < config.lease_duration
+                let missed = config.renewal_interval().mul_f64(1.5);
+                !left.is_zero() && *left + missed < config.lease_duration
             })
             .min()
             .map(|left| left + Duration::from_millis(20))
@@ -280,9 +283,27 @@ impl LeaseTaker {
             .filter(|lease| lease.is_available() || owner_dead(lease))
             .filter(|lease| !ctx.held().contains_key(&lease.key.shard))
             .collect();
-        available.sort_by_key(|lease| self.spread(lease.key.shard.as_str()));
+        // Each worker first goes for the leases that fall to it when the shards are dealt out
+        // among the live workers by hash, so that workers starting together take different
+        // leases rather than racing for the same ones; then for the rest, in its own order.
+        let dealt_to_me = dealer(&workers, &ctx.id);
+        available.sort_by_key(|lease| {
+            let shard = lease.key.shard.as_str();
+            (!dealt_to_me(shard), self.spread(shard))
+        });
+        // Takes lost to other workers one after another mean the census is stale (workers
+        // starting together take thousands of leases at once): read it again soon, rather than
+        // try every lease it showed.
+        let mut lost_in_a_row = 0;
+        let mut stale = false;
         for lease in available {
             if mine >= target {
+                break;
+            }
+            if lost_in_a_row == LOST_TAKES_BEFORE_A_NEW_CENSUS {
+                stale = true;
+                let soon = ctx.config.taker_interval / 10;
+                expiring = Some(expiring.map_or(soon, |expiring| expiring.min(soon)));
                 break;
             }
             tried_to_take = true;
@@ -316,6 +337,9 @@ impl LeaseTaker {
             };
             if taken {
                 mine += 1;
+                lost_in_a_row = 0;
+            } else {
+                lost_in_a_row += 1;
             }
         }
         self.forget_dead(&dead, &census).await;
@@ -326,7 +350,7 @@ impl LeaseTaker {
             settled: false,
             expiry: expiring.map(|left| listed_at + left),
         };
-        if mine >= target || self.cycles == 0 {
+        if mine >= target || self.cycles == 0 || stale {
             self.requested.clear();
             listing.settled = self.cycles > 0 && !tried_to_take;
             self.last_listing = changes.map(|_| listing);
@@ -600,6 +624,24 @@ impl LeaseTaker {
     }
 }
 
+/// Deals shards out among `workers` by hash: a test, the same for every worker that sees the
+/// same workers, of whether a shard falls to `me`.
+fn dealer(workers: &[WorkerId], me: &WorkerId) -> impl Fn(&str) -> bool {
+    let mut sorted: Vec<&WorkerId> = workers.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let seat = sorted.iter().position(|worker| *worker == me);
+    let seats = sorted.len().max(1) as u64;
+    move |shard| {
+        let mut hasher = DefaultHasher::new();
+        shard.hash(&mut hasher);
+        seat.is_some_and(|seat| hasher.finish() % seats == seat as u64)
+    }
+}
+
+/// Takes lost in a row after which a taker cycle stops taking and reads the census again soon.
+const LOST_TAKES_BEFORE_A_NEW_CENSUS: usize = 3;
+
 /// How many workers watch each worker's liveness between taker cycles.
 const WATCHERS: usize = 4;
 
@@ -629,6 +671,25 @@ mod tests {
             .iter()
             .map(|name| WorkerId::new(name).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn shards_are_dealt_to_exactly_one_worker_each() {
+        let workers = ids(&["c", "a", "b"]);
+        let dealers: Vec<_> = workers.iter().map(|me| dealer(&workers, me)).collect();
+        let mut dealt = [0usize; 3];
+        for index in 0..3_000u64 {
+            let shard = crate::ShardId::from_index(index);
+            let takers: Vec<usize> = (0..3).filter(|&w| dealers[w](shard.as_str())).collect();
+            assert_eq!(takers.len(), 1, "{shard} dealt to {takers:?}");
+            dealt[takers[0]] += 1;
+        }
+        assert!(dealt.iter().all(|&n| n > 800), "roughly even: {dealt:?}");
+        let stranger = WorkerId::new("z").unwrap();
+        assert!(
+            !dealer(&workers, &stranger)("shardId-000000000001"),
+            "not a live worker"
+        );
     }
 
     #[test]
