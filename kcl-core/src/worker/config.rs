@@ -42,20 +42,25 @@ pub struct WorkerConfig {
     /// Defaults to 2 s (KCL: about 20 s), so takeover at lease expiry is lease duration + at
     /// most 2.4 s.
     pub taker_interval: Duration,
-    /// How often the worker checks that its own liveness hold is in force and asks the lease
-    /// store whether the other workers (the owners of leases, and the live workers) are still
-    /// alive. A worker whose process
-    /// died (exit, `SIGKILL`, an out-of-memory kill) loses its hold at once, and the others take
-    /// its leases within about this interval, whatever the lease duration. Only stores with the
-    /// liveness capability (SQLite files, PostgreSQL) can tell; with others, or for a paused or
-    /// partitioned worker, takeover waits for lease expiry. Defaults to 100 ms.
+    /// How often the worker checks that its own liveness hold is in force (once per interval
+    /// at most, and only while it delivers records) and, for the few workers that keep the
+    /// death watch (the first four by id), asks the lease store whether the others are still
+    /// alive. A worker whose process died (exit, `SIGKILL`, an out-of-memory kill) loses its
+    /// hold at once; a watcher sees it within this interval and takes some of its leases, and
+    /// the other workers take the rest at their next taker cycle: takeover within about a
+    /// taker interval, or within this interval for groups of up to four workers, whatever the
+    /// lease duration. Only stores with the liveness capability (SQLite files, PostgreSQL) can
+    /// tell; with others, or for a paused or partitioned worker, takeover waits for lease
+    /// expiry. Every worker of an application must use the same interval: takers of a dead
+    /// worker's leases wait this long before delivering. Defaults to 100 ms.
     pub liveness_interval: Duration,
     /// How long a balancing steal waits for the owner to hand the lease over gracefully before
     /// taking it anyway. Defaults to 5 s.
     pub handoff_timeout: Duration,
-    /// How often leases are created for shards the stream has and the table lacks. Defaults to
-    /// 60 s, as KCL; shards born from a split or merge get their leases at once, at their
-    /// parent's end.
+    /// How often leases are created for shards the stream has and the table lacks, and those of
+    /// finished shards gone from the stream deleted: by every worker once at start, then by
+    /// the few (the first four by id) that also watch for deaths. Defaults to 60 s, as KCL;
+    /// shards born from a split or merge get their leases at once, at their parent's end.
     pub shard_sync_interval: Duration,
     /// The most records handed to `process_records` at once. Defaults to 10,000, as KCL's
     /// `maxRecords`.

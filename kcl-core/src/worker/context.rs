@@ -1,6 +1,8 @@
 //! What a worker's tasks share: identity, settings, seams, the leases held, and counters.
 
 use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, watch};
@@ -146,6 +148,14 @@ impl WorkerContext {
     }
 
     /// The leases held. Nothing awaits while it is locked.
+    /// A fraction in [0, 1) particular to this worker and `salt`: what spreads the periodic
+    /// work of workers started together over time.
+    pub(crate) fn fraction(&self, salt: u64) -> f64 {
+        let mut hasher = DefaultHasher::new();
+        (self.id.as_str(), salt).hash(&mut hasher);
+        (hasher.finish() % 1_000) as f64 / 1_000.0
+    }
+
     pub(crate) fn held(&self) -> MutexGuard<'_, BTreeMap<ShardId, HeldLease>> {
         self.held
             .lock()

@@ -260,7 +260,8 @@ async fn coordinate(
                     take_leases(&mut taker, &mut tasks, &mut taker_ticks, false).await;
                 }
             }
-            _ = sync_ticks.tick() => sync_shards(&ctx).await,
+            // One watcher's sync would do; the few keep each other's company.
+            _ = sync_ticks.tick() => if taker.is_watcher() { sync_shards(&ctx).await },
             Some(WorkerEvent::ShardEnded) = events.recv() => {
                 let _ = taker.run_cycle(&mut tasks, false).await;
                 if let Err(error) = delete_finished_parents(&ctx).await {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::time::{Instant, MissedTickBehavior, interval};
+use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use crate::Error;
 use crate::worker::context::{Stop, WorkerContext};
@@ -18,7 +18,9 @@ use crate::worker::metrics::WorkerMetrics;
 /// this worker takes it back once the store answers if nobody else did. Every store call has a
 /// deadline (the worker wraps its store), so a hanging store cannot hold this loop up.
 pub(crate) async fn renew_leases(ctx: Arc<WorkerContext>) {
-    let mut ticks = interval(ctx.config.renewal_interval());
+    // Workers started together renew at different moments of the interval, not all at once.
+    let period = ctx.config.renewal_interval();
+    let mut ticks = interval_at(Instant::now() + period.mul_f64(ctx.fraction(1)), period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;

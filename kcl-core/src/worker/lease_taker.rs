@@ -26,10 +26,13 @@ pub(crate) struct LeaseTaker {
     /// Cycles run so far. The first only takes available leases: balancing waits until workers
     /// starting together have all heartbeated.
     cycles: u64,
-    /// Of the other owners of unexpired leases and the other live workers at the last cycle,
-    /// the few whose deaths this worker's death watch looks for between cycles (see
-    /// [`LeaseTaker::watch_over`]).
+    /// The other owners of unexpired leases and the other live workers at the last cycle, if
+    /// this worker is one of the few that watch for deaths between cycles (see [`is_watcher`]);
+    /// empty otherwise.
     watched: Vec<WorkerId>,
+    /// Whether this worker was one of the watchers at the last cycle (see [`is_watcher`]);
+    /// true until a cycle tells.
+    watcher: bool,
     /// The workers the last cycle found dead.
     known_dead: BTreeSet<WorkerId>,
     /// What the last listing of the leases saw, to tell whether a cycle may skip the next.
@@ -64,10 +67,17 @@ impl LeaseTaker {
             requested: BTreeMap::new(),
             cycles: 0,
             watched: Vec::new(),
+            watcher: true,
             known_dead: BTreeSet::new(),
             last_listing: None,
             changes: None,
         }
+    }
+
+    /// True if this worker is one of the few that watch for deaths between cycles and sync
+    /// the shards periodically (see [`is_watcher`]).
+    pub(crate) fn is_watcher(&self) -> bool {
+        self.watcher
     }
 
     /// Between cycles: true if one of the workers watched has died since the last cycle (one store call, made only while this worker holds liveness).
@@ -132,9 +142,7 @@ impl LeaseTaker {
 
     /// A fraction in [0, 1) particular to this worker and `salt`.
     fn fraction(&self, salt: u64) -> f64 {
-        let mut hasher = DefaultHasher::new();
-        (self.ctx.id.as_str(), salt).hash(&mut hasher);
-        (hasher.finish() % 1_000) as f64 / 1_000.0
+        self.ctx.fraction(salt)
     }
 
     /// The time until the first lease whose owner missed a renewal expires (plus a margin for
@@ -485,8 +493,8 @@ impl LeaseTaker {
     }
 
     /// Of the other owners of unexpired leases and the other live workers, those the store
-    /// proves dead (none unless this worker holds liveness). Chooses the few the death watch
-    /// looks at until the next cycle.
+    /// proves dead (none unless this worker holds liveness). Remembers them for the death watch
+    /// until the next cycle, if this worker keeps one.
     async fn find_dead(
         &mut self,
         census: &LeaseCensus,
@@ -504,7 +512,12 @@ impl LeaseTaker {
             .filter(|worker| *worker != &ctx.id)
             .collect();
         let others: Vec<WorkerId> = others.into_iter().cloned().collect();
-        self.watched = watch_over(&ctx.id, &others);
+        self.watcher = is_watcher(&ctx.id, &others);
+        self.watched = if self.watcher {
+            others.clone()
+        } else {
+            Vec::new()
+        };
         self.known_dead.clear();
         if !ctx.liveness.is_held() {
             return BTreeSet::new();
@@ -642,24 +655,18 @@ fn dealer(workers: &[WorkerId], me: &WorkerId) -> impl Fn(&str) -> bool {
 /// Takes lost in a row after which a taker cycle stops taking and reads the census again soon.
 const LOST_TAKES_BEFORE_A_NEW_CENSUS: usize = 3;
 
-/// How many workers watch each worker's liveness between taker cycles.
+/// How many workers watch for deaths between taker cycles.
 const WATCHERS: usize = 4;
 
-/// Of `others` (ordered by id), those `me` watches between cycles: the [`WATCHERS`] that follow
-/// it in id order, wrapping around. Each worker is so watched by the few that precede it, and
-/// the watch costs each worker a statement over a few rows per liveness interval, not one over
-/// every other worker. Those that see a death take some of the dead worker's leases at once;
-/// that moves the store's change number, so every other worker's next cycle lists the leases,
-/// asks about every owner and takes its share.
-fn watch_over(me: &WorkerId, others: &[WorkerId]) -> Vec<WorkerId> {
-    let after = others.partition_point(|other| other < me);
-    others
-        .iter()
-        .cycle()
-        .skip(after)
-        .take(WATCHERS.min(others.len()))
-        .cloned()
-        .collect()
+/// Whether `me` is one of the [`WATCHERS`] first workers by id among itself and `others`
+/// (ordered by id): those ask the store about every other worker once a liveness interval.
+/// The watch so costs the store a few statements per interval, however many workers there
+/// are. A watcher that sees a death takes some of the dead worker's leases at once; that moves
+/// the store's change number, so every other worker's next taker cycle reads the census, asks
+/// about every owner and takes its share: takeover within about a taker interval. A group of
+/// at most [`WATCHERS`] workers all watch, and take over within a liveness interval.
+fn is_watcher(me: &WorkerId, others: &[WorkerId]) -> bool {
+    others.partition_point(|other| other < me) < WATCHERS
 }
 
 #[cfg(test)]
@@ -693,34 +700,21 @@ mod tests {
     }
 
     #[test]
-    fn each_worker_watches_the_few_that_follow_it() {
-        let others = ids(&["a", "b", "d", "e", "f", "g"]);
-        let me = WorkerId::new("c").unwrap();
-        assert_eq!(watch_over(&me, &others), ids(&["d", "e", "f", "g"]));
-        let me = WorkerId::new("f0").unwrap();
+    fn the_first_few_workers_by_id_watch() {
+        let others = ids(&["b", "c", "e", "f", "g"]);
+        let watching: Vec<&str> = ["a", "d", "d0", "e0", "z"]
+            .into_iter()
+            .filter(|me| is_watcher(&WorkerId::new(me).unwrap(), &others))
+            .collect();
         assert_eq!(
-            watch_over(&me, &others),
-            ids(&["g", "a", "b", "d"]),
-            "wrapping"
+            watching,
+            ["a", "d", "d0", "e0"],
+            "fewer than four others before them"
         );
-        assert_eq!(
-            watch_over(&me, &ids(&["a", "b"])),
-            ids(&["a", "b"]),
-            "all of few"
-        );
-        assert!(watch_over(&me, &[]).is_empty());
-        // Every worker is watched by as many others.
-        let all = ids(&["a", "b", "c", "d", "e", "f", "g", "h"]);
-        let mut watchers = std::collections::BTreeMap::<WorkerId, usize>::new();
-        for me in &all {
-            let others: Vec<WorkerId> = all.iter().filter(|w| *w != me).cloned().collect();
-            for watched in watch_over(me, &others) {
-                *watchers.entry(watched).or_default() += 1;
-            }
-        }
-        assert!(
-            watchers.values().all(|count| *count == WATCHERS),
-            "{watchers:?}"
-        );
+        assert!(is_watcher(
+            &WorkerId::new("z").unwrap(),
+            &ids(&["a", "b", "c"])
+        ));
+        assert!(is_watcher(&WorkerId::new("z").unwrap(), &[]));
     }
 }
