@@ -23,13 +23,16 @@ fn may_follow(stage: &str, number: &str) -> String {
 }
 
 /// A batch of fenced writes: the batch's rows `b` (from `unnest` of the arrays `batch`, whose
-/// first four columns are stream, shard, owner and epoch), and `locked`, the rows of `leases`
-/// they fence, locked in key order. Every multi-row write locks in that order, so two of them
-/// never wait for each other in a cycle (a worker's renewal and its group checkpoint).
+/// first four columns are stream, shard, owner and epoch), and `locked`, the keys of the rows
+/// of `leases` they fence with the batch's columns, locked in key order. Every multi-row write
+/// locks in that order, so two of them never wait for each other in a cycle (a worker's
+/// renewal and its group checkpoint). A locked row matched its fence and nobody else can write
+/// it before the statement ends: the write joins `locked` by key alone (joining `b` again
+/// would compare every row with every batch entry under a generic plan).
 fn fenced_batch(leases: &str, batch: &str) -> String {
     format!(
         "WITH b AS (SELECT * FROM {batch}), \
-         locked AS (SELECT l.stream AS k_stream, l.shard AS k_shard FROM {leases} AS l \
+         locked AS (SELECT l.stream AS k_stream, l.shard AS k_shard, b.* FROM {leases} AS l \
            JOIN b ON l.stream = b.b_stream AND l.shard = b.b_shard \
              AND l.owner = b.b_owner AND l.epoch = b.b_epoch \
            ORDER BY l.stream COLLATE \"C\", l.shard COLLATE \"C\" FOR UPDATE OF l)"
@@ -214,10 +217,8 @@ impl Statements {
             )
             .into(),
             renew_many: format!(
-                "{batch} UPDATE {leases} SET expires_at = now() + {millis} FROM b, locked \
-                 WHERE stream = b_stream AND shard = b_shard AND owner = b_owner \
-                   AND epoch = b_epoch AND stream = k_stream AND shard = k_shard \
-                 RETURNING {COLUMNS}",
+                "{batch} UPDATE {leases} SET expires_at = now() + {millis} FROM locked \
+                 WHERE stream = k_stream AND shard = k_shard RETURNING {COLUMNS}",
                 batch = fenced_batch(
                     leases,
                     "unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) \
@@ -233,9 +234,8 @@ impl Statements {
                                          ELSE b_number::numeric END, \
                    pending_checkpoint = b_pending, \
                    pending_state = b_state \
-                 FROM b, locked \
-                 WHERE stream = b_stream AND shard = b_shard AND owner = b_owner \
-                   AND epoch = b_epoch AND stream = k_stream AND shard = k_shard \
+                 FROM locked \
+                 WHERE stream = k_stream AND shard = k_shard \
                    AND (b_checkpoint IS NULL OR {commit_ok}) \
                    AND (b_pending IS NULL OR b_checkpoint IS NOT NULL OR {pending_ok}) \
                  RETURNING stream, shard, CASE WHEN b_stage = 2 THEN {change} END",
