@@ -120,15 +120,12 @@ impl LivenessHold for PostgresLivenessHold {
     /// lost hold stays lost.
     async fn check(&self) -> Result<(), Error> {
         let mut connection = self.connection.lock().await;
-        connection
-            .ping()
-            .await
-            .map_err(|e| Error::Unavailable {
-                message: format!(
-                    "the liveness of {} (advisory lock {}) is lost with its connection: {e}",
-                    self.worker, self.key
-                ),
-            })?;
+        connection.ping().await.map_err(|e| Error::Unavailable {
+            message: format!(
+                "the liveness of {} (advisory lock {}) is lost with its connection: {e}",
+                self.worker, self.key
+            ),
+        })?;
         Ok(())
     }
 }

@@ -295,9 +295,17 @@ impl LeaseTaker {
         // among the live workers by hash, so that workers starting together take different
         // leases rather than racing for the same ones; then for the rest, in its own order.
         let dealt_to_me = dealer(&workers, &ctx.id);
+        // The watchers (see [`is_watcher`]) share a dead worker's leases out among themselves
+        // by hash and take them whatever their share: processing resumes within a liveness
+        // interval, and balancing moves the surplus on afterwards.
+        let mut watchers = workers.clone();
+        watchers.sort();
+        watchers.truncate(WATCHERS);
+        let rescued_by_me = dealer(&watchers, &ctx.id);
+        let rescue = |lease: &Lease| owner_dead(lease) && rescued_by_me(lease.key.shard.as_str());
         available.sort_by_key(|lease| {
             let shard = lease.key.shard.as_str();
-            (!dealt_to_me(shard), self.spread(shard))
+            (!rescue(lease), !dealt_to_me(shard), self.spread(shard))
         });
         // Takes lost to other workers one after another mean the census is stale (workers
         // starting together take thousands of leases at once): read it again soon, rather than
@@ -305,7 +313,7 @@ impl LeaseTaker {
         let mut lost_in_a_row = 0;
         let mut stale = false;
         for lease in available {
-            if mine >= target {
+            if mine >= target && !rescue(lease) {
                 break;
             }
             if lost_in_a_row == LOST_TAKES_BEFORE_A_NEW_CENSUS {
