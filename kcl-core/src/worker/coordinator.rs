@@ -262,9 +262,11 @@ async fn coordinate(
             }
             // One watcher's sync would do; the few keep each other's company.
             _ = sync_ticks.tick() => if taker.is_watcher() { sync_shards(&ctx).await },
-            Some(WorkerEvent::ShardEnded) = events.recv() => {
+            Some(event) = events.recv() => {
                 let _ = taker.run_cycle(&mut tasks, false).await;
-                if let Err(error) = delete_finished_parents(&ctx).await {
+                if let WorkerEvent::ShardEnded = event
+                    && let Err(error) = delete_finished_parents(&ctx).await
+                {
                     tracing::warn!(%error, "cleaning up finished leases failed");
                 }
             }

@@ -41,6 +41,13 @@ pub(crate) struct LeaseTaker {
     changes: Option<(u64, Instant)>,
 }
 
+/// In lease durations, how long a cycle may go on skipping the census because nothing changed.
+/// A lease can come free without a change the store counts: its owner stops renewing it while
+/// still heartbeating. The owner's own failed release makes it look at once
+/// ([`WorkerEvent::LeaseLeftBehind`](crate::worker::context::WorkerEvent)); this bounds the
+/// rest, as cheaply as a read per worker per minute at default leases.
+const SAFETY_READ_AFTER: u32 = 6;
+
 /// How long after the store's change number moved a listing surely shows the change: the
 /// number may move a moment before the change commits (contract clause 12).
 const CHANGE_SETTLING: Duration = Duration::from_secs(1);
@@ -172,9 +179,7 @@ impl LeaseTaker {
     /// True if a listing now would show nothing the last one did not: the store keeps a change
     /// number and it has not moved since a second before the last listing, the live workers
     /// are the same, that listing found nothing to do, no lease it saw is due to expire, and it
-    /// is younger than three lease durations (a lease can also come free without a change
-    /// the store counts: its owner stops renewing it while still heartbeating, as when its
-    /// release failed).
+    /// is younger than [`SAFETY_READ_AFTER`] lease durations.
     fn nothing_changed(&self, changes: Option<u64>, workers: &[WorkerId]) -> bool {
         let now = Instant::now();
         let (Some(last), Some(changes), Some((_, first_read))) =
@@ -187,7 +192,7 @@ impl LeaseTaker {
             && last.at >= first_read + CHANGE_SETTLING
             && last.workers == workers
             && last.expiry.is_none_or(|expiry| now < expiry)
-            && now < last.at + self.ctx.config.lease_duration * 3
+            && now < last.at + self.ctx.config.lease_duration * SAFETY_READ_AFTER
             && self.requested.is_empty()
             && self.ctx.orphans().is_empty()
     }

@@ -458,6 +458,9 @@ impl ShardConsumer {
         .await;
         if let Err(error) = released {
             tracing::info!(%error, "could not release the lease; it will expire");
+            if error.is_transient() {
+                let _ = ctx.events.send(WorkerEvent::LeaseLeftBehind);
+            }
         }
     }
 }
