@@ -255,6 +255,54 @@ async fn a_panicking_factory_does_not_strand_its_lease() {
     assert!(processed, "the shard was never processed after the panic");
 }
 
+/// A lease whose release keeps failing (the store refuses it for longer than the retries last)
+/// is left to expire, which moves no change number: the worker looks for it at once and takes
+/// it back, rather than at its next census read six lease durations on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_left_behind_by_a_failed_release_is_taken_back_soon() {
+    let engine = engine();
+    engine
+        .create_stream(STREAM, StreamOptions::with_shards(1))
+        .unwrap();
+    let written = put(&engine, "sensor", 3);
+    let store = Arc::new(FaultInjectingLeaseStore::new(Arc::new(
+        InMemoryLeaseStore::new(),
+    )));
+    // Every release fails: the first consumer's (its factory panics) leaves the lease behind.
+    store.fail_next(
+        Some(LeaseStoreOp::ReleaseLease),
+        LeaseStoreFault::Unavailable,
+        usize::MAX,
+    );
+    let seen: Seen = Arc::default();
+    let make = recorder(&seen, None);
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let lease = Duration::from_secs(3);
+    let started = Instant::now();
+    let handle = worker_on(
+        &engine,
+        Arc::clone(&store) as Arc<dyn LeaseStore>,
+        config().lease_duration(lease),
+        move |shard: &ShardInfo| -> Box<dyn RecordProcessor> {
+            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                panic!("the factory failed");
+            }
+            make(shard)
+        },
+    );
+    // The release is retried for a lease duration, the lease then expires: taken back within a
+    // few seconds more. Without the look-back, the next census read comes six lease durations
+    // (18 s) after the last.
+    let processed = eventually(lease * 4, || seen_on(&seen, 0).len() >= written.len()).await;
+    let took = started.elapsed();
+    let _ = handle.shutdown().await;
+    assert!(
+        processed,
+        "the lease left behind was not taken back within {:?} (after {took:?})",
+        lease * 4
+    );
+}
+
 /// Hole 6: a shard split, and one child merged with the neighbour, faster than shard sync and
 /// while the split shard is still being processed. The merge child must wait for both parents.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
