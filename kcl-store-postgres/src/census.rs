@@ -9,21 +9,18 @@ use sqlx::postgres::PgRow;
 
 use crate::PostgresLeaseStore;
 use crate::error_mapping::from_sqlx;
-use crate::row_codec::decode;
+use crate::row_codec::{corrupt, decode};
 
 /// An owner's tally, from a census row with a tally.
 fn decode_tally(row: &PgRow, tally: i64) -> Result<OwnerTally, Error> {
-    let corrupt = |what: &str, e: &dyn std::fmt::Display| Error::Storage {
-        message: format!("a PostgreSQL lease census row does not decode ({what}): {e}"),
-    };
-    let owner: String = row.try_get("owner").map_err(|e| corrupt("owner", &e))?;
+    let owner: String = row.try_get("owner").map_err(|e| corrupt("owner", e))?;
     let soonest: i64 = row
         .try_get("expires_at_ms")
-        .map_err(|e| corrupt("expires_at_ms", &e))?;
-    let now: i64 = row.try_get("now_ms").map_err(|e| corrupt("now_ms", &e))?;
+        .map_err(|e| corrupt("expires_at_ms", e))?;
+    let now: i64 = row.try_get("now_ms").map_err(|e| corrupt("now_ms", e))?;
     Ok(OwnerTally {
-        owner: WorkerId::new(&owner).map_err(|e| corrupt("owner", &e))?,
-        leases: usize::try_from(tally).map_err(|e| corrupt("tally", &e))?,
+        owner: WorkerId::new(&owner).map_err(|e| corrupt("owner", e))?,
+        leases: usize::try_from(tally).map_err(|e| corrupt("tally", e))?,
         soonest_expiry: Duration::from_millis(
             u64::try_from(soonest.saturating_sub(now)).unwrap_or(0),
         ),
@@ -56,9 +53,7 @@ impl PostgresLeaseStore {
         let mut listed = Vec::new();
         let mut settled = Vec::new();
         for row in &rows {
-            let tally: Option<i64> = row.try_get("tally").map_err(|e| Error::Storage {
-                message: format!("a PostgreSQL lease census row does not decode (tally): {e}"),
-            })?;
+            let tally: Option<i64> = row.try_get("tally").map_err(|e| corrupt("tally", e))?;
             match tally {
                 Some(tally) => settled.push(decode_tally(row, tally)?),
                 None => listed.push(row),

@@ -36,7 +36,8 @@ pub(crate) fn epoch_column(epoch: u64) -> Result<i64, Error> {
     i64::try_from(epoch).map_err(|_| Error::invalid("epoch", format!("{epoch} exceeds BIGINT")))
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
+/// A row that does not decode: which column (or what), and why.
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Storage {
         message: format!("a PostgreSQL lease row does not decode ({what}): {e}"),
     }

@@ -223,6 +223,19 @@ fn recorder(
     }
 }
 
+/// A factory that panics the first time it is called and makes processors with `make` after.
+fn panics_first(
+    make: impl Fn(&ShardInfo) -> Box<dyn RecordProcessor> + Send + Sync + 'static,
+) -> impl Fn(&ShardInfo) -> Box<dyn RecordProcessor> + Send + Sync + 'static {
+    let calls = std::sync::atomic::AtomicU32::new(0);
+    move |shard: &ShardInfo| -> Box<dyn RecordProcessor> {
+        if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            panic!("the factory failed");
+        }
+        make(shard)
+    }
+}
+
 /// Hole 5: a processor factory that panics must not leave the lease held and renewed with
 /// nobody processing it; the shard is processed once the factory works again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,18 +247,11 @@ async fn a_panicking_factory_does_not_strand_its_lease() {
     let written = put(&engine, "sensor", 3);
     let store = Arc::new(InMemoryLeaseStore::new());
     let seen: Seen = Arc::default();
-    let make = recorder(&seen, None);
-    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let handle = worker(
         &engine,
         &store,
         config(),
-        move |shard: &ShardInfo| -> Box<dyn RecordProcessor> {
-            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                panic!("the factory failed");
-            }
-            make(shard)
-        },
+        panics_first(recorder(&seen, None)),
     );
     let processed = eventually(Duration::from_secs(20), || {
         seen_on(&seen, 0).len() >= written.len()
@@ -275,20 +281,13 @@ async fn a_lease_left_behind_by_a_failed_release_is_taken_back_soon() {
         usize::MAX,
     );
     let seen: Seen = Arc::default();
-    let make = recorder(&seen, None);
-    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let lease = Duration::from_secs(3);
     let started = Instant::now();
     let handle = worker_on(
         &engine,
         Arc::clone(&store) as Arc<dyn LeaseStore>,
         config().lease_duration(lease),
-        move |shard: &ShardInfo| -> Box<dyn RecordProcessor> {
-            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                panic!("the factory failed");
-            }
-            make(shard)
-        },
+        panics_first(recorder(&seen, None)),
     );
     // The release is retried for a lease duration, the lease then expires: taken back within a
     // few seconds more. Without the look-back, the next census read comes six lease durations
