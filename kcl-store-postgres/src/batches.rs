@@ -131,6 +131,7 @@ impl PostgresLeaseStore {
                 columns.2.push(fence.owner.as_str());
                 columns.3.push(epoch_column(fence.epoch)?);
             }
+            let _one_batch = self.batch_writes.lock().await;
             let rows = Self::query(&self.sql.renew_many)
                 .bind(columns.0)
                 .bind(columns.1)
@@ -237,6 +238,7 @@ impl PostgresLeaseStore {
         let (pending_stages, pending_numbers): (Vec<Option<i16>>, Vec<Option<String>>) = pending()
             .map(|p| stage_and_number_of(p.map(|p| &p.checkpoint)))
             .unzip();
+        let _one_batch = self.batch_writes.lock().await;
         let rows = Self::query(&self.sql.checkpoint_many)
             .bind(
                 at().map(|(key, _, _)| key.stream.as_str())

@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 /// Lease columns as decoded by `row_codec`: times become milliseconds since the Unix epoch on
-/// the server's clock, `now_ms` included, so expiry is judged on one clock.
+/// the server's clock, `now_ms` included, so expiry is judged on one clock. (`date_part`, a
+/// float, exact to well under a millisecond: `EXTRACT` computes in NUMERIC, several times
+/// slower over the rows of a renewal.)
 const COLUMNS: &str = "stream, shard, owner, epoch, \
-    (EXTRACT(EPOCH FROM expires_at) * 1000)::bigint AS expires_at_ms, checkpoint, \
+    (date_part('epoch', expires_at) * 1000)::bigint AS expires_at_ms, checkpoint, \
     pending_checkpoint, pending_state, parent_shard_ids, child_shard_ids, handoff_to, \
-    (EXTRACT(EPOCH FROM now()) * 1000)::bigint AS now_ms";
+    (date_part('epoch', now()) * 1000)::bigint AS now_ms";
 
 /// "The checkpoint given by (stage `$s`, sequence number `$n`) may follow the stored one":
 /// `Checkpoint::may_follow` in SQL, sequence numbers compared as NUMERIC. A CASE, because SQL
@@ -22,20 +24,18 @@ fn may_follow(stage: &str, number: &str) -> String {
     )
 }
 
-/// A batch of fenced writes: the batch's rows `b` (from `unnest` of the arrays `batch`, whose
-/// first four columns are stream, shard, owner and epoch), and `locked`, the keys of the rows
-/// of `leases` they fence with the batch's columns, locked in key order. Every multi-row write
-/// locks in that order, so two of them never wait for each other in a cycle (a worker's
-/// renewal and its group checkpoint). A locked row matched its fence and nobody else can write
-/// it before the statement ends: the write joins `locked` by key alone (joining `b` again
-/// would compare every row with every batch entry under a generic plan).
-fn fenced_batch(leases: &str, batch: &str) -> String {
+/// A batch of fenced writes to `leases`: `UPDATE {leases} SET {set} FROM {batch} WHERE ...`,
+/// joining the batch's rows (`unnest` of arrays whose first four columns are `b_stream`,
+/// `b_shard`, `b_owner` and `b_epoch`) with the rows they fence, then `{rest}` (more conditions
+/// and the `RETURNING`). The rows are locked in the order the join meets them: the store sends
+/// one batch at a time (see `PostgresLeaseStore::batch_writes`), so its own batches never wait
+/// for each other; batches of two stores share a row only when it changed owner between their
+/// snapshots.
+fn fenced_batch(leases: &str, set: &str, batch: &str, rest: &str) -> String {
     format!(
-        "WITH b AS (SELECT * FROM {batch}), \
-         locked AS (SELECT l.stream AS k_stream, l.shard AS k_shard, b.* FROM {leases} AS l \
-           JOIN b ON l.stream = b.b_stream AND l.shard = b.b_shard \
-             AND l.owner = b.b_owner AND l.epoch = b.b_epoch \
-           ORDER BY l.stream COLLATE \"C\", l.shard COLLATE \"C\" FOR UPDATE OF l)"
+        "UPDATE {leases} SET {set} FROM {batch} \
+         WHERE stream = b_stream AND shard = b_shard AND owner = b_owner AND epoch = b_epoch \
+         {rest}"
     )
 }
 
@@ -63,8 +63,8 @@ fn census(leases: &str) -> String {
          WHERE l.stream = $1 AND (NOT {l} OR l.shard IN ({awaited})) \
          UNION ALL \
          SELECT $1, '', l.owner, 0::bigint, \
-           (EXTRACT(EPOCH FROM min(l.expires_at)) * 1000)::bigint, '', NULL::text, NULL::bytea, \
-           '', '', NULL::text, (EXTRACT(EPOCH FROM now()) * 1000)::bigint, count(*) \
+           (date_part('epoch', min(l.expires_at)) * 1000)::bigint, '', NULL::text, NULL::bytea, \
+           '', '', NULL::text, (date_part('epoch', now()) * 1000)::bigint, count(*) \
          FROM {leases} AS l WHERE l.stream = $1 AND {l} AND l.shard NOT IN ({awaited}) \
          GROUP BY l.owner"
     )
@@ -216,39 +216,34 @@ impl Statements {
                  ON CONFLICT (stream, shard) DO NOTHING RETURNING stream, shard, {change}"
             )
             .into(),
-            renew_many: format!(
-                "{batch} UPDATE {leases} SET expires_at = now() + {millis} FROM locked \
-                 WHERE stream = k_stream AND shard = k_shard RETURNING {COLUMNS}",
-                batch = fenced_batch(
-                    leases,
-                    "unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) \
-                     AS b(b_stream, b_shard, b_owner, b_epoch)"
-                ),
+            renew_many: fenced_batch(
+                leases,
+                &format!("expires_at = now() + {millis}"),
+                "unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) \
+                 AS b(b_stream, b_shard, b_owner, b_epoch)",
+                &format!("RETURNING {COLUMNS}"),
             )
             .into(),
-            checkpoint_many: format!(
-                "{batch} UPDATE {leases} SET \
-                   checkpoint = COALESCE(b_checkpoint, checkpoint), \
-                   checkpoint_stage = COALESCE(b_stage, checkpoint_stage), \
-                   checkpoint_seq = CASE WHEN b_checkpoint IS NULL THEN checkpoint_seq \
-                                         ELSE b_number::numeric END, \
-                   pending_checkpoint = b_pending, \
-                   pending_state = b_state \
-                 FROM locked \
-                 WHERE stream = k_stream AND shard = k_shard \
-                   AND (b_checkpoint IS NULL OR {commit_ok}) \
-                   AND (b_pending IS NULL OR b_checkpoint IS NOT NULL OR {pending_ok}) \
-                 RETURNING stream, shard, CASE WHEN b_stage = 2 THEN {change} END",
-                batch = fenced_batch(
-                    leases,
-                    "unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], \
-                       $6::smallint[], $7::text[], $8::text[], $9::bytea[], $10::smallint[], \
-                       $11::text[]) \
-                     AS b(b_stream, b_shard, b_owner, b_epoch, b_checkpoint, b_stage, b_number, \
-                       b_pending, b_state, b_pending_stage, b_pending_number)"
+            checkpoint_many: fenced_batch(
+                leases,
+                "checkpoint = COALESCE(b_checkpoint, checkpoint), \
+                 checkpoint_stage = COALESCE(b_stage, checkpoint_stage), \
+                 checkpoint_seq = CASE WHEN b_checkpoint IS NULL THEN checkpoint_seq \
+                                       ELSE b_number::numeric END, \
+                 pending_checkpoint = b_pending, \
+                 pending_state = b_state",
+                "unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], \
+                   $6::smallint[], $7::text[], $8::text[], $9::bytea[], $10::smallint[], \
+                   $11::text[]) \
+                 AS b(b_stream, b_shard, b_owner, b_epoch, b_checkpoint, b_stage, b_number, \
+                   b_pending, b_state, b_pending_stage, b_pending_number)",
+                &format!(
+                    "AND (b_checkpoint IS NULL OR {commit_ok}) \
+                     AND (b_pending IS NULL OR b_checkpoint IS NOT NULL OR {pending_ok}) \
+                     RETURNING stream, shard, CASE WHEN b_stage = 2 THEN {change} END",
+                    commit_ok = may_follow("b_stage", "b_number"),
+                    pending_ok = may_follow("b_pending_stage", "b_pending_number"),
                 ),
-                commit_ok = may_follow("b_stage", "b_number"),
-                pending_ok = may_follow("b_pending_stage", "b_pending_number"),
             )
             .into(),
             // A worker is dead when its recorded key can be locked: a shared lock for the

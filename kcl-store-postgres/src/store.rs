@@ -48,6 +48,10 @@ use crate::statements::{Statements, quoted};
 pub struct PostgresLeaseStore {
     pub(crate) pool: PgPool,
     pub(crate) sql: Arc<Statements>,
+    /// Held across each multi-row write (renewals, group checkpoints): they lock their rows in
+    /// whatever order the planner's join meets them, so two at once could each wait for a row
+    /// the other locked. Clones share it.
+    pub(crate) batch_writes: Arc<tokio::sync::Mutex<()>>,
     table: String,
     liveness: Connector,
 }
@@ -133,6 +137,7 @@ impl PostgresLeaseStore {
         Ok(PostgresLeaseStore {
             pool,
             sql: Arc::new(Statements::new(&leases, &workers, &liveness, &changes)),
+            batch_writes: Arc::new(tokio::sync::Mutex::new(())),
             table: config.table,
             liveness: Connector::new(options, config.acquire_timeout, &target),
         })

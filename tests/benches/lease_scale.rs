@@ -4,7 +4,9 @@
 //! settings (10 s leases, renewed every third, taker every 2 s). Per run it prints:
 //!
 //! - lease-store calls/s and rows/s per kind (renew, list, take, checkpoint, heartbeat,
-//!   liveness, ...) over a steady window once the shards are balanced;
+//!   liveness, ...) over a steady window once the shards are balanced and the workers settled
+//!   (`--settle`, three taker intervals by default: each confirms with a census that nothing
+//!   is left to take; the census calls and PostgreSQL CPU of that settling are printed apart);
 //! - the PostgreSQL server's CPU (its processes on this machine, from `/proc`) and this
 //!   process's, as a percentage of one core;
 //! - renewal latency p50 / p99 / max;
@@ -18,7 +20,7 @@
 //!
 //! ```text
 //! cargo bench --all-features -p kcl-tests --bench lease_scale \
-//!     [-- --shards 1000 --workers 10 --backend postgres|sqlite --window 30 --pool 3 --rate 1000
+//!     [-- --shards 1000 --workers 10 --backend postgres|sqlite --window 30 --settle 6 --pool 3 --rate 1000
 //!         --group-checkpoints 100]
 //! ```
 //!
@@ -33,7 +35,7 @@ use std::time::Duration;
 use kcl_tests::lease_scale::{self, Backend, ScaleConfig};
 
 const USAGE: &str = "usage: lease_scale [--shards N] [--workers N] [--backend postgres|sqlite] \
-                     [--window SECONDS] [--pool CONNECTIONS] [--rate RECORDS_PER_SECOND] \
+                     [--window SECONDS] [--settle SECONDS] [--pool CONNECTIONS] [--rate RECORDS_PER_SECOND] \
                      [--group-checkpoints MILLISECONDS] [--liveness-interval MILLISECONDS]";
 
 /// What the command line asked for.
@@ -41,6 +43,7 @@ struct Args {
     sizes: Vec<(usize, usize)>,
     backend: Backend,
     window: Option<Duration>,
+    settle: Option<Duration>,
     pool: Option<u32>,
     rate: Option<u64>,
     group_checkpoints: Option<Duration>,
@@ -66,6 +69,7 @@ fn parse_args() -> Args {
         sizes: Vec::new(),
         backend: Backend::postgres(),
         window: None,
+        settle: None,
         pool: None,
         rate: None,
         group_checkpoints: None,
@@ -78,6 +82,9 @@ fn parse_args() -> Args {
             "--workers" => workers = Some(number("--workers", given.next())),
             "--window" => {
                 args.window = Some(Duration::from_secs_f64(number("--window", given.next())));
+            }
+            "--settle" => {
+                args.settle = Some(Duration::from_secs_f64(number("--settle", given.next())));
             }
             "--pool" => args.pool = Some(number("--pool", given.next())),
             "--rate" => args.rate = Some(number("--rate", given.next())),
@@ -119,6 +126,9 @@ async fn main() {
         let mut config = ScaleConfig::new(*shards, *workers, args.backend.clone());
         if let Some(window) = args.window {
             config.window = window;
+        }
+        if let Some(settle) = args.settle {
+            config.settle = settle;
         }
         if let Some(pool) = args.pool {
             config.pool_size = pool;

@@ -98,8 +98,12 @@ pub struct ScaleConfig {
     pub worker_config: WorkerConfig,
     /// How long to wait for the balance from cold start. Defaults to 120 s.
     pub balance_limit: Duration,
-    /// The steady window measured once balanced (or once the wait for it gave up). Defaults
-    /// to 30 s.
+    /// How long the workers settle once balanced, before the steady window: each confirms
+    /// with a census, a second after the last change, that nothing is left to take. Measured
+    /// and reported apart. Defaults to three taker intervals.
+    pub settle: Duration,
+    /// The steady window measured once balanced and settled (or once the wait for the balance
+    /// gave up). Defaults to 30 s.
     pub window: Duration,
     /// How long the survivors keep running after the takeover, so that leases lost in the
     /// turbulence that follows count too. Defaults to 10 s.
@@ -113,6 +117,7 @@ pub struct ScaleConfig {
 impl ScaleConfig {
     /// `shards` × `workers` on `backend`, with the defaults.
     pub fn new(shards: usize, workers: usize, backend: Backend) -> ScaleConfig {
+        let worker_config = WorkerConfig::default().initial_position(InitialPosition::TrimHorizon);
         ScaleConfig {
             shards,
             workers,
@@ -120,7 +125,8 @@ impl ScaleConfig {
             pool_size: 3,
             records_per_second: 1_000,
             record_bytes: 100,
-            worker_config: WorkerConfig::default().initial_position(InitialPosition::TrimHorizon),
+            settle: worker_config.taker_interval * 3,
+            worker_config,
             balance_limit: Duration::from_secs(120),
             window: Duration::from_secs(30),
             settle_after_takeover: Duration::from_secs(10),
@@ -233,6 +239,13 @@ pub struct ScaleReport {
     /// From starting every worker until the shards were balanced; `None` if they were not
     /// within the limit.
     pub balance: Option<Duration>,
+    /// The settling between the balance and the steady window, as measured.
+    pub settling: Duration,
+    /// Census calls while settling.
+    pub settling_census: u64,
+    /// Every PostgreSQL process's CPU while settling, as a fraction of one core (see
+    /// `store_cpu`).
+    pub settling_store_cpu: Option<f64>,
     /// The steady window as measured.
     pub window: Duration,
     /// Lease-store calls during the steady window.
@@ -449,6 +462,13 @@ impl ScaleReport {
             optional_secs(self.balance)
         ));
         out.push_str(&format!(
+            "| settling once balanced, before the window: {}, census calls, PostgreSQL CPU | \
+             {}, {} |\n",
+            secs(self.settling),
+            self.settling_census,
+            percent(self.settling_store_cpu)
+        ));
+        out.push_str(&format!(
             "| takeover of the {} shards of an aborted worker | {} |\n",
             self.victim_shards,
             optional_secs(self.takeover)
@@ -642,10 +662,22 @@ pub async fn run(config: &ScaleConfig) -> Result<ScaleReport, ScaleError> {
                     needed,
                 });
             }
+            let autovacuum: String = sqlx::query_scalar("SHOW autovacuum")
+                .fetch_one(&mut admin)
+                .await
+                .map_err(|e| ScaleError::Setup(format!("SHOW autovacuum: {e}")))?;
             let table = unique_table();
             progress.say(format_args!(
-                "PostgreSQL max_connections {max_connections} (needs {needed}); table {table}"
+                "PostgreSQL max_connections {max_connections} (needs {needed}), autovacuum \
+                 {autovacuum}; table {table}"
             ));
+            if autovacuum != "on" {
+                progress.say(format_args!(
+                    "autovacuum is off (servers run it by default): the lease table keeps every \
+                     dead row version and every read of it slows; `ALTER SYSTEM SET autovacuum \
+                     = on; SELECT pg_reload_conf();` measures what a default server does"
+                ));
+            }
             let stores = Stores::Postgres {
                 url: url.clone(),
                 table: table.clone(),
@@ -768,8 +800,28 @@ async fn measure(
         )),
     }
 
-    progress.say(format_args!("steady window of {}", secs(config.window)));
     let ticks = clock_ticks();
+    progress.say(format_args!("settling for {}", secs(config.settle)));
+    let settling_calls = counters.snapshot();
+    let settling_postgres = postgres_ticks();
+    let settling_started = Instant::now();
+    tokio::time::sleep(config.settle).await;
+    let settling = settling_started.elapsed();
+    let settling_census = counters
+        .snapshot()
+        .since(&settling_calls)
+        .get(CallKind::Census)
+        .calls;
+    let settling_store_cpu = match config.backend {
+        Backend::Postgres { .. } => {
+            let (used, processes) =
+                ticks_between(&settling_postgres, &postgres_ticks(), &HashSet::new());
+            (processes > 0).then(|| used as f64 / ticks / settling.as_secs_f64())
+        }
+        Backend::Sqlite => None,
+    };
+
+    progress.say(format_args!("steady window of {}", secs(config.window)));
     let counts_before = counters.snapshot();
     let _ = counters.take_renew_latencies();
     let mut others = match watch.as_deref_mut() {
@@ -848,6 +900,9 @@ async fn measure(
         group_checkpoints: config.worker_config.group_checkpoints,
         records_per_second: config.records_per_second,
         balance,
+        settling,
+        settling_census,
+        settling_store_cpu,
         window,
         window_calls,
         run_calls,

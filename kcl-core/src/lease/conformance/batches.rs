@@ -17,23 +17,24 @@ use crate::{
 /// Leases in one batch.
 const BATCH: u64 = 6;
 
-/// Creates and takes leases `0..BATCH` of `scope` for `owner`; their fences.
+/// Creates and takes leases `0..count` of `scope` for `owner`; their fences.
 async fn held_batch(
     store: &Arc<dyn LeaseStore>,
     scope: &Scope,
     owner: &crate::WorkerId,
+    count: u64,
 ) -> Vec<(LeaseKey, Fence)> {
-    let leases: Vec<NewLease> = (0..BATCH)
+    let leases: Vec<NewLease> = (0..count)
         .map(|i| NewLease::new(scope.key(i), Checkpoint::TrimHorizon))
         .collect();
     let created = ok(store.create_leases_if_absent(&leases).await, "batch create");
     assert_eq!(
         created,
-        vec![true; BATCH as usize],
+        vec![true; count as usize],
         "a fresh batch is created"
     );
     let mut held = Vec::new();
-    for i in 0..BATCH {
+    for i in 0..count {
         let key = scope.key(i);
         let taken = ok(
             store
@@ -52,7 +53,7 @@ async fn held_batch(
 pub async fn batch_renewal_reports_exactly_the_lost_leases(store: Arc<dyn LeaseStore>) {
     let scope = Scope::new("batch-renew");
     let (a, b) = (scope.worker("a"), scope.worker("b"));
-    let mut held = held_batch(&store, &scope, &a).await;
+    let mut held = held_batch(&store, &scope, &a, BATCH).await;
     // Lease 1 stolen by b, lease 3 released by a, lease 4 deleted, lease 5 fenced one epoch on.
     let stolen = ok(
         store
@@ -132,7 +133,7 @@ pub async fn batch_renewal_reports_exactly_the_lost_leases(store: Arc<dyn LeaseS
 pub async fn batch_checkpoints_are_fenced_one_by_one(store: Arc<dyn LeaseStore>) {
     let scope = Scope::new("batch-checkpoint");
     let (a, b) = (scope.worker("a"), scope.worker("b"));
-    let held = held_batch(&store, &scope, &a).await;
+    let held = held_batch(&store, &scope, &a, BATCH).await;
     for (key, fence) in &held {
         ok(
             store
@@ -249,4 +250,51 @@ pub async fn batch_creates_race_to_one_creator_per_lease(store: Arc<dyn LeaseSto
         ok(store.create_leases_if_absent(&[]).await, "empty batch").is_empty(),
         "an empty batch creates nothing"
     );
+}
+
+/// Renewals and group checkpoints of the same leases, racing with their leases in different
+/// orders (a worker's renewer and its checkpoint flusher), all succeed: a store that locks a
+/// batch's rows one by one must never let two batches wait for each other in a cycle.
+pub async fn racing_batches_of_the_same_leases_all_succeed(store: Arc<dyn LeaseStore>) {
+    const LEASES: u64 = 24;
+    const ROUNDS: usize = 4;
+    let scope = Scope::new("batch-race");
+    let owner = scope.worker("a");
+    let held = held_batch(&store, &scope, &owner, LEASES).await;
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let mut racers = JoinSet::new();
+    for racer in 0..RACERS {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        // Racer r sends the leases rotated by r, odd racers backwards.
+        let mut mine = held.clone();
+        mine.rotate_left(racer % held.len());
+        if racer % 2 == 1 {
+            mine.reverse();
+        }
+        racers.spawn(async move {
+            barrier.wait().await;
+            for _ in 0..ROUNDS {
+                let renewed = store.renew_leases(&mine, LONG).await?;
+                let updates: Vec<(LeaseKey, Fence, CheckpointUpdate)> = mine
+                    .iter()
+                    .map(|(key, fence)| {
+                        let update = CheckpointUpdate::commit(seq("100"));
+                        (key.clone(), fence.clone(), update)
+                    })
+                    .collect();
+                let written = store.checkpoint_many(&updates).await?;
+                for outcome in renewed.into_iter().map(|r| r.map(|_| ())).chain(written) {
+                    outcome?;
+                }
+            }
+            Ok::<(), crate::Error>(())
+        });
+    }
+    while let Some(joined) = racers.join_next().await {
+        let outcome = joined.unwrap_or_else(|e| panic!("batch racer panicked: {e}"));
+        ok(
+            outcome,
+            "racing renewals and checkpoints of the same leases",
+        );
+    }
 }

@@ -45,7 +45,7 @@ use crate::LeaseStore;
 
 pub use batches::{
     batch_checkpoints_are_fenced_one_by_one, batch_creates_race_to_one_creator_per_lease,
-    batch_renewal_reports_exactly_the_lost_leases,
+    batch_renewal_reports_exactly_the_lost_leases, racing_batches_of_the_same_leases_all_succeed,
 };
 pub use census::census_counts_what_others_hold_in_peace;
 pub use changes::lease_changes_move_with_every_change_of_ownership;
@@ -95,6 +95,7 @@ pub async fn run_all(store: Arc<dyn LeaseStore>) {
     batch_renewal_reports_exactly_the_lost_leases(store.clone()).await;
     batch_checkpoints_are_fenced_one_by_one(store.clone()).await;
     batch_creates_race_to_one_creator_per_lease(store.clone()).await;
+    racing_batches_of_the_same_leases_all_succeed(store.clone()).await;
     lease_changes_move_with_every_change_of_ownership(store.clone()).await;
     census_counts_what_others_hold_in_peace(store.clone()).await;
     free_text_round_trips_unchanged(store).await;
@@ -135,6 +136,7 @@ macro_rules! lease_store_conformance_tests {
             batch_renewal_reports_exactly_the_lost_leases,
             batch_checkpoints_are_fenced_one_by_one,
             batch_creates_race_to_one_creator_per_lease,
+            racing_batches_of_the_same_leases_all_succeed,
             lease_changes_move_with_every_change_of_ownership,
             census_counts_what_others_hold_in_peace,
             free_text_round_trips_unchanged,
