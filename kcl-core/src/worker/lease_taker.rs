@@ -45,11 +45,8 @@ pub(crate) struct LeaseTaker {
 /// A lease can come free without a change the store counts: its owner stops renewing it while
 /// still heartbeating. The owner's own failed release makes it look at once
 /// ([`WorkerEvent::LeaseLeftBehind`](crate::worker::context::WorkerEvent)); this bounds the
-/// rest: unknown ways, bounded at five minutes at default leases. (An owner that dies is seen
-/// by the watchers, one that stops heartbeating leaves the live-worker list, and the census of
-/// each change costs every worker a read: at 100 workers a read per worker per minute would be
-/// a census every 0.6 s.)
-const SAFETY_READ_AFTER: u32 = 30;
+/// rest, as cheaply as a read per worker per minute at default leases.
+const SAFETY_READ_AFTER: u32 = 6;
 
 /// How long after the store's change number moved a listing surely shows the change: the
 /// number may move a moment before the change commits (contract clause 12).
