@@ -60,8 +60,9 @@ pub(crate) struct Orphan {
 pub(crate) enum WorkerEvent {
     /// A shard was processed to its end: its children may be takeable now.
     ShardEnded,
-    /// A lease could not be released and is left to expire: no taker learns of that from the
-    /// store's change number, so this worker looks for it (and takes it back) itself.
+    /// A lease could not be released, or went unrenewed for a lease duration, and is left to
+    /// expire: no taker learns of that from the store's change number, so this worker looks
+    /// for it (and takes it back) itself.
     LeaseLeftBehind,
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use crate::Error;
-use crate::worker::context::{Stop, WorkerContext};
+use crate::worker::context::{Stop, WorkerContext, WorkerEvent};
 use crate::worker::metrics::WorkerMetrics;
 
 /// Every renewal interval: refreshes the worker's heartbeat and renews every held lease, in one
@@ -69,6 +69,7 @@ pub(crate) async fn renew_leases(ctx: Arc<WorkerContext>) {
                     tracing::warn!(lease = %key, %error, "lease not renewed for a lease duration; stopping its processing");
                     WorkerMetrics::add(&ctx.metrics.leases_lost, 1);
                     ctx.signal(shard, fence, Stop::LeaseLost);
+                    let _ = ctx.events.send(WorkerEvent::LeaseLeftBehind);
                 }
                 Err(error) => tracing::warn!(lease = %key, %error, "renewal failed"),
             }

@@ -119,6 +119,8 @@ impl LeaseTaker {
             Ok(expiring) => expiring,
             Err(error) => {
                 tracing::warn!(%error, "taking leases failed");
+                // What changed meanwhile is unknown: the next cycle reads the census.
+                self.last_listing = None;
                 None
             }
         };
@@ -152,26 +154,34 @@ impl LeaseTaker {
         self.ctx.fraction(salt)
     }
 
-    /// The time until the first lease whose owner missed a renewal expires (plus a margin for
-    /// clocks read at different moments). Missed by half an interval: a lease read just before
-    /// its owner renews it has a moment less than a renewal interval fewer left than a fresh
-    /// one, and would otherwise look missed at every other read.
-    fn next_expiry(&self, census: &LeaseCensus) -> Option<Duration> {
+    /// The time until the first lease expires whose owner missed a renewal or is not among the
+    /// live `workers` (one shutting down stops renewing once its consumers are done; nothing
+    /// the store counts as a change marks its leases' expiry), plus a margin for clocks read at
+    /// different moments. Missed by half an interval: a lease read just before its owner renews
+    /// it has a moment less than a renewal interval fewer left than a fresh one, and would
+    /// otherwise look missed at every other read.
+    fn next_expiry(&self, census: &LeaseCensus, workers: &[WorkerId]) -> Option<Duration> {
         let config = &self.ctx.config;
+        let watched = |owner: Option<&WorkerId>, left: Duration| {
+            let missed = config.renewal_interval().mul_f64(1.5);
+            let departed = owner.is_some_and(|owner| !workers.contains(owner));
+            !left.is_zero() && (departed || left + missed < config.lease_duration)
+        };
         let listed = census
             .leases
             .iter()
             .filter(|lease| {
                 lease.checkpoint != Checkpoint::ShardEnd && !lease.is_held_by(&self.ctx.id)
             })
-            .filter_map(|lease| lease.time_left);
-        let settled = census.settled.iter().map(|tally| tally.soonest_expiry);
+            .filter_map(|lease| lease.time_left.map(|left| (lease.owner.as_ref(), left)));
+        let settled = census
+            .settled
+            .iter()
+            .map(|tally| (Some(&tally.owner), tally.soonest_expiry));
         listed
             .chain(settled)
-            .filter(|left| {
-                let missed = config.renewal_interval().mul_f64(1.5);
-                !left.is_zero() && *left + missed < config.lease_duration
-            })
+            .filter(|(owner, left)| watched(*owner, *left))
+            .map(|(_, left)| left)
             .min()
             .map(|left| left + Duration::from_millis(20))
     }
@@ -264,7 +274,7 @@ impl LeaseTaker {
         let shared = active.len() + census.settled.iter().map(|t| t.leases).sum::<usize>();
         let floor = shared / workers.len().max(1);
         let target = shared.div_ceil(workers.len().max(1));
-        let mut expiring = self.next_expiry(&census);
+        let mut expiring = self.next_expiry(&census, &workers);
         if !ctx.orphans().is_empty() {
             let soon = ctx.config.liveness_interval;
             expiring = Some(expiring.map_or(soon, |expiring| expiring.min(soon)));
@@ -286,7 +296,9 @@ impl LeaseTaker {
                 tried_to_take = true;
             }
         }
-        let mut mine = ctx.held().len();
+        // Leases being given up (a finished shard, a handoff) no longer count: their release
+        // may be in the census already, with the consumer not yet gone.
+        let mut mine = ctx.held().values().filter(|held| !held.releasing).count();
 
         // Unowned and expired leases, and those of dead workers, up to this worker's share.
         let owner_dead = |lease: &Lease| lease.owner.as_ref().is_some_and(|o| dead.contains(o));
